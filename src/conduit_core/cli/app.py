@@ -1,0 +1,128 @@
+"""The `conduit` command: thin commands over the library.
+
+Heavy modules (pyarrow, DuckDB, connectors) are imported inside commands so
+`conduit --help` answers quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conduit_core import __version__
+from conduit_core.cli.output import err, handled, out, print_json
+
+app = typer.Typer(
+    name="conduit",
+    help="Declarative, Arrow-native data ingestion. Exit codes: 0 success, 1 run failed, 2 configuration error.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+FileOpt = Annotated[Path, typer.Option("--file", "-f", help="Path to ingest.yml.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DEFAULT_FILE = Path("ingest.yml")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"conduit {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """conduit: dbt for the E and L."""
+
+
+@app.command()
+def run(
+    resources: Annotated[list[str] | None, typer.Argument(help="Resources to run (default: all).")] = None,
+    file: FileOpt = DEFAULT_FILE,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and open connections; write nothing.")] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per batch.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show progress.")] = False,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run resources from ingest.yml."""
+    from conduit_core.cli.run_cmd import run_command
+
+    with handled(debug):
+        run_command(file, resources or [], dry_run=dry_run, batch_size=batch_size,
+                    progress=not no_progress and not json_output, json_output=json_output, debug=debug)
+
+
+@app.command()
+def validate(file: FileOpt = DEFAULT_FILE, json_output: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Check ingest.yml and report every problem at once (exit 2 if invalid)."""
+    from conduit_core.config.loader import load_config
+
+    with handled(debug):
+        config = load_config(file)
+        summary = {"file": str(config.file), "valid": True, "sources": len(config.sources),
+                   "destinations": len(config.destinations), "resources": [r.name for r in config.resources]}
+        if json_output:
+            print_json(summary)
+        else:
+            out.print(f"{file} is valid: {len(config.sources)} source(s), {len(config.destinations)} "
+                      f"destination(s), {len(config.resources)} resource(s).")
+
+
+@app.command()
+def connectors(json_output: JsonOpt = False) -> None:
+    """List available source and destination types, built-in and from plugins."""
+    from conduit_core.cli.tables import connectors_table
+    from conduit_core.connectors.registry import list_connectors
+
+    infos = list_connectors()
+    if json_output:
+        print_json([info.__dict__ for info in infos])
+        return
+    out.print(connectors_table(infos))
+    for info in infos:
+        if info.error:
+            err.print(f"Warning: {info.kind} plugin {info.type!r} ({info.origin}) is unavailable: {info.error}",
+                      markup=False)
+
+
+@app.command()
+def manifest(
+    file: FileOpt = DEFAULT_FILE,
+    status: Annotated[str | None, typer.Option("--status", help="success, partial_success or failed.")] = None,
+    resource: Annotated[str | None, typer.Option("--resource", help="Only runs that included this resource.")] = None,
+    last: Annotated[int, typer.Option("--last", min=1, help="Show at most N runs.")] = 10,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the run history (newest first)."""
+    from conduit_core.cli.tables import runs_table
+    from conduit_core.config.loader import load_config
+    from conduit_core.errors import ConfigError
+    from conduit_core.state.history import RunHistory
+
+    with handled(debug):
+        valid = ("success", "partial_success", "failed")
+        if status is not None and status not in valid:
+            msg = f"--status must be one of {', '.join(valid)} (got {status!r})"
+            raise ConfigError(msg)
+        config = load_config(file)
+        runs = RunHistory(config.settings.state_dir).runs(status=status, resource=resource, last=last)
+        if json_output:
+            print_json(runs)
+        elif not runs:
+            out.print("No runs recorded" + (" matching the filter." if status or resource else " yet."))
+        else:
+            out.print(runs_table(runs))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,35 @@
+"""`conduit run`."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from conduit_core.cli.output import err, out, print_json
+from conduit_core.cli.tables import result_table
+from conduit_core.config.loader import load_config
+from conduit_core.engine.results import Status
+from conduit_core.engine.runner import RunOptions, run
+from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
+from conduit_core.observe.progress import make_progress
+
+
+def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_size: int | None, progress: bool,
+                json_output: bool, debug: bool) -> None:
+    config = load_config(file)
+    options = RunOptions(resources=tuple(resources), batch_size=batch_size, dry_run=dry_run)
+    result = run(config, options, progress=make_progress(progress))
+    if debug:
+        for r in result.resources:
+            if r.exception is not None:
+                err.print("".join(traceback.format_exception(r.exception)), markup=False)
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        out.print(result_table(result))
+        if dry_run:
+            out.print("Dry run: configuration valid and connections open; nothing was written.")
+    raise typer.Exit(EXIT_RUN_FAILED if result.status is Status.FAILED else EXIT_OK)

@@ -1,0 +1,147 @@
+"""Load ingest.yml: parse, substitute variables, validate, cross-check.
+
+Every problem is collected and reported at once, each with its YAML path and
+line, in a single :class:`~conduit_core.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ValidationError
+
+from conduit_core.config.envsubst import substitute_tree
+from conduit_core.config.issues import suggest, validation_issues
+from conduit_core.config.models import ConnectorEntry, IngestConfig, ResourceConfig, Settings
+from conduit_core.config.yaml_source import Located, PathKey, format_path, read_yaml_file
+from conduit_core.connectors import registry
+from conduit_core.errors import ConfigError, ConfigIssue
+
+_TOP_LEVEL = ("version", "settings", "sources", "destinations", "resources")
+_ENTRY_KEYS = ("name", "type")
+
+
+class _Collector:
+    def __init__(self, located: Located) -> None:
+        self.located = located
+        self.issues: list[ConfigIssue] = []
+
+    def add(self, message: str, path: PathKey) -> None:
+        line, column = self.located.position(path)
+        self.issues.append(ConfigIssue(message, format_path(path), line, column))
+
+    def validate(self, model: type[BaseModel], data: Any, path: PathKey, context: Mapping[str, Any]) -> Any:
+        try:
+            return model.model_validate(data, context=dict(context))
+        except ValidationError as exc:
+            self.issues.extend(validation_issues(exc, self.located, path, model))
+            return None
+
+
+def load_env(base_dir: Path) -> dict[str, str]:
+    """The process environment over the values of ``.env`` beside the config."""
+    env_file = base_dir / ".env"
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    return {**values, **os.environ}
+
+
+def _connectors(data: Any, kind: registry.Kind, section: str, out: _Collector,
+                context: Mapping[str, Any]) -> list[ConnectorEntry]:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        out.add(f"{section} must be a list of entries, each with 'name' and 'type'", (section,))
+        return []
+    entries: list[ConnectorEntry] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data):
+        path: PathKey = (section, i)
+        if not isinstance(raw, dict):
+            out.add("each entry must be a mapping with 'name' and 'type'", path)
+            continue
+        name, type_name = raw.get("name"), raw.get("type")
+        for key in _ENTRY_KEYS:
+            if not isinstance(raw.get(key), str) or not raw.get(key):
+                out.add(f"required key {key!r} is missing or not a string", (*path, key))
+        if not isinstance(name, str) or not isinstance(type_name, str):
+            continue
+        if name in seen:
+            out.add(f"duplicate {kind} name {name!r}", (*path, "name"))
+        seen.add(name)
+        try:
+            cls = registry.connector_class(kind, type_name)
+        except ConfigError as exc:
+            out.add(exc.message, (*path, "type"))
+            continue
+        options = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
+        validated = out.validate(cls.Options, options, path, context)
+        if validated is not None:
+            entries.append(ConnectorEntry(name=name, type=type_name, options=validated))
+    return entries
+
+
+def _resources(data: Any, out: _Collector, context: Mapping[str, Any], sources: list[ConnectorEntry],
+               destinations: list[ConnectorEntry]) -> list[ResourceConfig]:
+    if not isinstance(data, list) or not data:
+        out.add("resources must be a non-empty list", ("resources",))
+        return []
+    source_names = {s.name for s in sources}
+    dest_by_name = {d.name: d for d in destinations}
+    resources: list[ResourceConfig] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data):
+        path: PathKey = ("resources", i)
+        resource = out.validate(ResourceConfig, raw, path, context)
+        if resource is None:
+            continue
+        if resource.name in seen:
+            out.add(f"duplicate resource name {resource.name!r}", (*path, "name"))
+        seen.add(resource.name)
+        if resource.source not in source_names:
+            out.add(f"unknown source {resource.source!r}{suggest(resource.source, source_names)}; "
+                    f"defined sources: {', '.join(sorted(source_names)) or 'none'}", (*path, "source"))
+        if resource.destination not in dest_by_name:
+            out.add(f"unknown destination {resource.destination!r}{suggest(resource.destination, dest_by_name)}; "
+                    f"defined destinations: {', '.join(sorted(dest_by_name)) or 'none'}", (*path, "destination"))
+        if resource.mode == "merge" and not resource.primary_key:
+            out.add("mode 'merge' needs primary_key (the column(s) that identify a row)", (*path, "mode"))
+        dest = dest_by_name.get(resource.destination)
+        if dest is not None:
+            caps = registry.destination_class(dest.type).capabilities
+            if resource.mode == "merge" and not caps.merge:
+                out.add(f"destination type {dest.type!r} does not support mode 'merge'; use append or "
+                        "full_refresh, or a table destination", (*path, "mode"))
+        resources.append(resource)
+    return resources
+
+
+def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> IngestConfig:
+    """Load and validate ``file``; raise :class:`ConfigError` listing every problem."""
+    path = Path(file).resolve()
+    located = read_yaml_file(path)
+    out = _Collector(located)
+    if not isinstance(located.data, dict):
+        out.add("the file must be a mapping with sources, destinations and resources", ())
+        raise ConfigError("Invalid configuration", issues=out.issues, file=str(file))
+    data, env_issues = substitute_tree(located, load_env(path.parent) if env is None else env)
+    out.issues.extend(env_issues)
+    for key in data:
+        if key not in _TOP_LEVEL:
+            out.add(f"unknown top-level key {key!r}{suggest(key, _TOP_LEVEL)}; valid keys: {', '.join(_TOP_LEVEL)}",
+                    (key,))
+    context = {"base_dir": path.parent}
+    settings = out.validate(Settings, data.get("settings") or {}, ("settings",), context) or Settings()
+    sources = _connectors(data.get("sources"), "source", "sources", out, context)
+    destinations = _connectors(data.get("destinations"), "destination", "destinations", out, context)
+    resources = _resources(data.get("resources"), out, context, sources, destinations)
+    if out.issues:
+        raise ConfigError("Invalid configuration", issues=out.issues, file=str(file),
+                          hint="fix the entries above; `conduit validate -f FILE` re-checks without running")
+    if not Path(settings.state_dir).is_absolute():
+        settings = settings.model_copy(update={"state_dir": path.parent / settings.state_dir})
+    return IngestConfig(file=path, sources=tuple(sources), destinations=tuple(destinations),
+                        resources=tuple(resources), settings=settings)

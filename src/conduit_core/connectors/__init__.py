@@ -1,0 +1,1 @@
+"""Source and destination connectors, and the registry that finds them."""

@@ -1,0 +1,170 @@
+"""The connector contract.
+
+A simple third-party connector implements the dict contract (``read()`` yielding
+dicts; ``write(records)`` and ``finalize()``) and is about ten lines. Built-in
+connectors override the Arrow fast path (``read_batches``; ``begin`` /
+``write_batch`` / ``commit`` / ``abort``). The engine only calls the fast path;
+the defaults here adapt the dict contract to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, final
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from conduit_core.batch import Batch, Position, group_records
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's options model: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PluginOptions(BaseModel):
+    """Options for connectors that declare no model: anything goes, read via ``config``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class WriteMode(StrEnum):
+    APPEND = "append"
+    FULL_REFRESH = "full_refresh"
+    MERGE = "merge"
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What the engine asks a source for."""
+
+    batch_size: int = 50_000
+    query: str | None = None
+    resume_position: Position | None = None
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where and how a resource is written."""
+
+    resource: str
+    mode: WriteMode = WriteMode.APPEND
+    table: str | None = None
+    path: Path | None = None
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a destination supports; read by the engine and by preflight."""
+
+    transactional: bool = False
+    merge: bool = False
+    full_refresh: bool = True
+    schema_evolution: bool = False
+
+
+class _Connector:
+    #: Options model; connectors that keep the default get a permissive model.
+    Options: ClassVar[type[BaseModel]] = PluginOptions
+    #: Human description shown by ``conduit connectors``.
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: BaseModel | Mapping[str, Any] | None = None) -> None:
+        if options is None or isinstance(options, Mapping):
+            options = self.Options.model_validate(dict(options or {}))
+        self.options = options
+        #: Plain-dict view of the options, for simple connectors.
+        self.config: dict[str, Any] = {**options.model_dump(), **(options.model_extra or {})}
+
+    def test_connection(self) -> bool:
+        """Return True when the peer is reachable; raise a ConduitError to say why not."""
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Release connections and handles; called once when the engine is done."""
+
+
+class BaseSource(_Connector):
+    """Reads records. Override :meth:`read` (dicts) or :meth:`read_batches` (Arrow)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.read is BaseSource.read and cls.read_batches is BaseSource.read_batches:
+            msg = f"{cls.__name__} must override read() or read_batches()"
+            raise TypeError(msg)
+
+    def read(self, query: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield records as dicts (the simple contract)."""
+        raise NotImplementedError
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        """Yield batches. The default groups :meth:`read` into Arrow batches."""
+        row = 1
+        for data in group_records(self.read(request.query), request.batch_size):
+            row += data.num_rows
+            yield Batch(data, position={"rows": row - 1}, first_row=row - data.num_rows)
+
+    def estimate_total_records(self) -> int | None:
+        """Total rows if cheaply known (for progress and ETA), else None."""
+        return None
+
+
+class BaseDestination(_Connector):
+    """Writes batches. Override :meth:`write` (dicts) or the Arrow methods."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.write is BaseDestination.write and cls.write_batch is BaseDestination.write_batch:
+            msg = f"{cls.__name__} must override write() or write_batch()"
+            raise TypeError(msg)
+
+    # -- simple dict contract -------------------------------------------------
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        """Write a list of dict records (the simple contract)."""
+        raise NotImplementedError
+
+    def finalize(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Flush and commit everything written (the simple contract)."""
+
+    def execute_ddl(self, sql: str) -> None:
+        """Run a DDL statement (table destinations)."""
+        msg = f"{type(self).__name__} does not run DDL"
+        raise NotImplementedError(msg)
+
+    def get_table_schema(self) -> dict[str, Any] | None:
+        """Current schema of the target table as {column: type}, or None if absent."""
+        return None
+
+    # -- Arrow fast path --------------------------------------------------------
+    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        """Start writing ``target``; ``schema`` is the schema of every batch to come."""
+        self.target = target
+        self.schema = schema
+
+    def write_batch(self, batch: Batch) -> int:
+        """Write one batch; return the number of rows written."""
+        self.write(batch.to_records())
+        return batch.num_rows
+
+    def commit(self) -> None:
+        """Make everything written since :meth:`begin` durable and visible."""
+        self.finalize()
+
+    def abort(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Discard uncommitted work; must be safe to call after a failure."""
+
+    @final
+    def supports(self, mode: WriteMode) -> bool:
+        if mode is WriteMode.MERGE:
+            return self.capabilities.merge
+        if mode is WriteMode.FULL_REFRESH:
+            return self.capabilities.full_refresh
+        return True

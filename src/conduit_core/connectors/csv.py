@@ -1,0 +1,257 @@
+"""CSV source and destination (pyarrow's streaming reader and writer)."""
+
+from __future__ import annotations
+
+import codecs
+import csv as pycsv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from pydantic import Field, field_validator
+
+from conduit_core.batch import Batch
+from conduit_core.config.paths import ConfigPath
+from conduit_core.connectors.base import (
+    BaseDestination,
+    BaseSource,
+    Capabilities,
+    ConnectorOptions,
+    ReadRequest,
+    WriteMode,
+    WriteTarget,
+)
+from conduit_core.connectors.csv_sniff import Dialect, sniff
+from conduit_core.connectors.files import AtomicFile, expand
+from conduit_core.errors import ConfigError, DataError
+
+_SAMPLE_BYTES = 256 * 1024
+
+
+class CsvSourceOptions(ConnectorOptions):
+    path: ConfigPath = Field(description="file or glob, e.g. data/*.csv")
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1, description="auto-detected if unset")
+    quote_char: str | Literal[False] = Field(default='"', description="false disables quoting")
+    escape_char: str | None = Field(default=None, min_length=1, max_length=1)
+    encoding: str = Field(default="auto", description="auto (UTF-8, UTF-8 with BOM, else latin-1) or a codec name")
+    header: bool = True
+    column_names: tuple[str, ...] | None = None
+    null_values: tuple[str, ...] = ("",)
+    true_values: tuple[str, ...] = ("true", "True", "TRUE")
+    false_values: tuple[str, ...] = ("false", "False", "FALSE")
+    column_types: dict[str, str] = Field(default_factory=dict, description="override inferred types, e.g. {zip: string}")
+    infer_types: bool = True
+    skip_rows: int = Field(default=0, ge=0)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                msg = f"unknown encoding {value!r}; use auto, utf-8, utf-8-sig, latin-1 or another Python codec name"
+                raise ValueError(msg) from None
+        return value
+
+    @field_validator("quote_char")
+    @classmethod
+    def _one_char(cls, value: str | Literal[False]) -> str | Literal[False]:
+        if isinstance(value, str) and len(value) != 1:
+            msg = "quote_char must be a single character or false"
+            raise ValueError(msg)
+        return value
+
+
+def _arrow_type(name: str, type_text: str) -> pa.DataType:
+    aliases = {"integer": "int64", "int": "int64", "bigint": "int64", "float": "float64", "double": "float64",
+               "text": "string", "varchar": "string", "boolean": "bool", "date": "date32",
+               "timestamp": "timestamp[us]"}
+    text = aliases.get(type_text.lower(), type_text.lower())
+    try:
+        if text.startswith("decimal"):
+            precision, _, scale = text.removeprefix("decimal").strip("()").partition(",")
+            return pa.decimal128(int(precision), int(scale or 0))
+        if text.startswith("timestamp["):
+            return pa.timestamp(text[10:-1])
+        return pa.type_for_alias(text)
+    except (ValueError, KeyError):
+        msg = (f"column_types.{name}: unknown type {type_text!r}; use string, int64, float64, bool, date32, "
+               "timestamp[us] or decimal(p,s)")
+        raise ConfigError(msg) from None
+
+
+class CsvSource(BaseSource):
+    """Delimited text files; one file or a glob read as one stream."""
+
+    Options = CsvSourceOptions
+    options: CsvSourceOptions
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._schema: pa.Schema | None = None
+
+    def _files(self) -> list[Path]:
+        return expand(self.options.path)
+
+    def test_connection(self) -> bool:
+        self._files()
+        return True
+
+    def estimate_total_records(self) -> int | None:
+        total = 0
+        for path in self._files():
+            with path.open("rb") as handle:
+                sample = handle.read(_SAMPLE_BYTES)
+            lines = max(sample.count(b"\n"), 1)
+            total += int(path.stat().st_size * lines / max(len(sample), 1)) - int(self.options.header)
+        return max(total, 0)
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        for path in self._files():
+            yield from self._read_file(path, request)
+
+    # -- one file ---------------------------------------------------------------
+    def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
+        opts = self.options
+        with path.open("rb", buffering=_SAMPLE_BYTES) as handle:
+            sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
+            dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
+            row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
+            block = int(min(max(request.batch_size * row_bytes, 64 * 1024), 64 * 1024 * 1024))
+            reader = self._open(handle, path, dialect, block)
+            self._check_columns(reader.schema, path)
+            row = 0
+            while True:
+                try:
+                    data = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as exc:
+                    raise self._locate_error(exc, path, dialect, reader.schema) from None
+                yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
+                            source_file=str(path), first_row=row + 1)
+                row += data.num_rows
+
+    def _open(self, handle: io.BufferedReader, path: Path, dialect: Dialect, block: int) -> pacsv.CSVStreamingReader:
+        opts = self.options
+        names = list(opts.column_names) if opts.column_names else None
+        read = pacsv.ReadOptions(
+            encoding=dialect.encoding, block_size=block, skip_rows=opts.skip_rows, use_threads=True,
+            column_names=names, autogenerate_column_names=not opts.header and names is None,
+        )
+        if names and opts.header:
+            read.skip_rows_after_names = 1
+        parse = pacsv.ParseOptions(
+            delimiter=dialect.delimiter, quote_char=opts.quote_char, escape_char=opts.escape_char or False,
+            double_quote=opts.escape_char is None, newlines_in_values=opts.quote_char is not False,
+        )
+        types: dict[str, pa.DataType] = {n: _arrow_type(n, t) for n, t in opts.column_types.items()}
+        if self._schema is not None:
+            types = {f.name: f.type for f in self._schema}
+        convert = pacsv.ConvertOptions(
+            null_values=list(opts.null_values), strings_can_be_null=True, quoted_strings_can_be_null=False,
+            true_values=list(opts.true_values), false_values=list(opts.false_values), column_types=types,
+        )
+        if not opts.infer_types and self._schema is None:
+            convert.column_types = {**types, **self._all_strings(handle, dialect)}
+        try:
+            return pacsv.open_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            raise self._locate_error(exc, path, dialect, None) from None
+        except UnicodeDecodeError as exc:
+            msg = f"cannot decode the file as {dialect.encoding}: {exc.reason}"
+            raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. latin-1)") from None
+
+    def _all_strings(self, handle: io.BufferedReader, dialect: Dialect) -> dict[str, pa.DataType]:
+        first = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES].decode(dialect.encoding, "replace").splitlines()
+        names = list(self.options.column_names or next(pycsv.reader(first[:1], delimiter=dialect.delimiter), []))
+        return dict.fromkeys(names, pa.string())
+
+    def _check_columns(self, schema: pa.Schema, path: Path) -> None:
+        if self._schema is None:
+            self._schema = schema
+            return
+        if schema.names != self._schema.names:
+            msg = (f"columns differ from the first file of the glob: expected {self._schema.names}, "
+                   f"found {schema.names}")
+            raise DataError(msg, file=str(path), hint="read files with different layouts as separate resources")
+
+    def _locate_error(self, exc: pa.ArrowInvalid, path: Path, dialect: Dialect,
+                      schema: pa.Schema | None) -> DataError:
+        """Find the row behind a pyarrow error (error path only: a Python re-scan)."""
+        from conduit_core.connectors.csv_locate import locate
+
+        return locate(exc, path, dialect, schema, self.options)
+
+
+class CsvDestinationOptions(ConnectorOptions):
+    path: ConfigPath | None = Field(default=None, description="output file; a resource's `path:` overrides it")
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    quoting: Literal["needed", "all_valid", "none"] = "needed"
+
+
+class CsvDestination(BaseDestination):
+    """Writes one CSV file per resource, atomically (temp file + rename)."""
+
+    Options = CsvDestinationOptions
+    options: CsvDestinationOptions
+    capabilities = Capabilities(transactional=True, merge=False)
+
+    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        super().begin(target, schema)
+        final = file_target(target, self.options.path, "csv")
+        self._file = AtomicFile(final, append=target.mode is WriteMode.APPEND)
+        include_header = self.options.header
+        if self._file.appending:
+            self._check_header(final, schema)
+            include_header = False
+        write = pacsv.WriteOptions(include_header=include_header, delimiter=self.options.delimiter,
+                                   quoting_style=self.options.quoting)
+        self._sink = self._file.temp.open("ab")
+        self._writer = pacsv.CSVWriter(self._sink, schema, write_options=write)
+
+    def _check_header(self, final: Path, schema: pa.Schema) -> None:
+        if not self.options.header:
+            return
+        with final.open(encoding="utf-8", newline="") as handle:
+            existing = next(pycsv.reader(handle, delimiter=self.options.delimiter), [])
+        if existing and existing != schema.names:
+            self._file.discard()
+            msg = f"cannot append: the existing header {existing} differs from the new columns {schema.names}"
+            raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
+
+    def write_batch(self, batch: Batch) -> int:
+        self._writer.write_batch(batch.data)
+        return batch.num_rows
+
+    def commit(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        self._file.commit()
+
+    def abort(self) -> None:
+        for closer in (getattr(self, "_writer", None), getattr(self, "_sink", None)):
+            try:
+                if closer is not None:
+                    closer.close()
+            except (OSError, pa.ArrowException):
+                pass
+        if hasattr(self, "_file"):
+            self._file.discard()
+
+
+def file_target(target: WriteTarget, default: Path | None, extension: str) -> Path:
+    """The output file of a file destination: resource ``path`` > destination ``path``."""
+    path = target.path or default
+    if path is None:
+        msg = (f"resource {target.resource!r} writes to a {extension} destination but no path is set; "
+               f"set `path:` on the resource or the destination")
+        raise ConfigError(msg)
+    if path.is_dir():
+        return path / f"{target.resource}.{extension}"
+    return path

@@ -1,0 +1,186 @@
+"""DuckDB, the embedded default: source (table or query) and destination."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from conduit_core.batch import Batch
+from conduit_core.config.paths import ConfigPath
+from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
+from conduit_core.connectors.sql import SqlDestination, quote_ident
+from conduit_core.errors import ConfigError, DataError, FatalError
+
+_LOCK = threading.Lock()
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB database, turning lock and I/O errors into readable ones."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _LOCK:
+            return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        msg = f"cannot open DuckDB database {path}: {exc}"
+        raise FatalError(msg, hint="is another process holding the file open?") from exc
+
+
+def arrow_batches(relation: duckdb.DuckDBPyRelation, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Stream a relation as record batches (DuckDB's streaming result, bounded memory)."""
+    reader = relation.to_arrow_reader(batch_size)
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+
+
+class DuckDBSourceOptions(ConnectorOptions):
+    path: ConfigPath = Field(description="database file")
+    table: str | None = None
+    query: str | None = None
+    db_schema: str = Field(default="main", alias="schema")
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DuckDBSourceOptions:
+        if self.table and self.query:
+            msg = "set either table or query, not both"
+            raise ValueError(msg)
+        return self
+
+
+def select_sql(table: str | None, query: str | None, schema: str, resource_query: str | None) -> str:
+    if resource_query or query:
+        return str(resource_query or query)
+    if not table:
+        msg = "the source needs `table:` or `query:` (or the resource needs `query:`)"
+        raise ConfigError(msg)
+    return f"SELECT * FROM {quote_ident(schema)}.{quote_ident(table)}"
+
+
+class DuckDBSource(BaseSource):
+    """Reads a DuckDB table or query as Arrow batches."""
+
+    Options = DuckDBSourceOptions
+    options: DuckDBSourceOptions
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if not self.options.path.exists():
+            msg = f"DuckDB database {self.options.path} does not exist"
+            raise ConfigError(msg, hint="check `path:` on the source")
+        return connect(self.options.path, read_only=True)
+
+    def test_connection(self) -> bool:
+        self._connection().close()
+        return True
+
+    def estimate_total_records(self) -> int | None:
+        if self.options.table is None:
+            return None
+        with self._connection() as con:
+            sql = select_sql(self.options.table, None, self.options.db_schema, None)
+            row = con.sql(f"SELECT count(*) FROM ({sql})").fetchone()
+        return int(row[0]) if row else None
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        sql = select_sql(self.options.table, self.options.query, self.options.db_schema, request.query)
+        con = self._connection()
+        try:
+            try:
+                relation = con.sql(sql)
+            except duckdb.Error as exc:
+                msg = f"DuckDB query failed: {exc}"
+                raise DataError(msg, hint="check `table:`/`query:`") from exc
+            row = 0
+            for data in arrow_batches(relation, request.batch_size):
+                row += data.num_rows
+                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+        finally:
+            con.close()
+
+
+class DuckDBDestinationOptions(ConnectorOptions):
+    path: ConfigPath = Field(description="database file; created if missing")
+    db_schema: str = Field(default="main", alias="schema")
+
+
+class DuckDBDestination(SqlDestination):
+    """Writes tables into a DuckDB database file in one transaction per load."""
+
+    Options = DuckDBDestinationOptions
+    options: DuckDBDestinationOptions
+
+    def _connect(self) -> None:
+        self._con = connect(self.options.path)
+        if self.options.db_schema != "main":
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, list(params)).fetchall()
+        except duckdb.Error as exc:
+            msg = f"DuckDB statement failed: {exc}"
+            raise DataError(msg) from exc
+
+    def _qualified(self, table: str) -> str:
+        return f"{quote_ident(self.options.db_schema)}.{quote_ident(table)}"
+
+    def _table_columns(self, table: str) -> list[str] | None:
+        rows = self._execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position", (self.options.db_schema, table))
+        return [r[0] for r in rows] or None
+
+    def _column_types(self, schema: pa.Schema) -> list[str]:
+        # DuckDB's own Arrow mapping is the documented one; ask it instead of restating it.
+        self._con.register("_conduit_empty", pa.table({f.name: pa.array([], f.type) for f in schema}))
+        try:
+            described = self._con.execute("DESCRIBE SELECT * FROM _conduit_empty").fetchall()
+        finally:
+            self._con.unregister("_conduit_empty")
+        return [str(row[1]) for row in described]
+
+    def _insert(self, table: str, batch: pa.RecordBatch) -> None:
+        cols = ", ".join(quote_ident(n) for n in batch.schema.names)
+        self._con.register("_conduit_batch", batch)
+        try:
+            self._con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _conduit_batch")
+        except duckdb.Error as exc:
+            msg = f"DuckDB insert into {table} failed: {exc}"
+            raise DataError(msg) from exc
+        finally:
+            self._con.unregister("_conduit_batch")
+
+    def get_table_schema(self) -> dict[str, Any] | None:
+        table = getattr(self, "_table", None)
+        if table is None:
+            return None
+        rows = self._execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            (self.options.db_schema, table))
+        return {r[0]: r[1] for r in rows} or None
+
+    def execute_ddl(self, sql: str) -> None:
+        self._execute(sql)
+
+    def abort(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is None:
+            return
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # nothing open to roll back
+
+    def close(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None:
+            con.close()
+            self._con = None

@@ -1,0 +1,123 @@
+"""Parquet source (read by row group) and destination (written in row groups)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from conduit_core.batch import Batch
+from conduit_core.config.paths import ConfigPath
+from conduit_core.connectors.base import (
+    BaseDestination,
+    BaseSource,
+    Capabilities,
+    ConnectorOptions,
+    ReadRequest,
+    WriteMode,
+    WriteTarget,
+)
+from conduit_core.connectors.csv import file_target
+from conduit_core.connectors.files import AtomicFile, expand
+from conduit_core.errors import DataError
+
+
+class ParquetSourceOptions(ConnectorOptions):
+    path: ConfigPath = Field(description="file or glob")
+
+
+class ParquetSource(BaseSource):
+    """Parquet files, streamed one row group at a time."""
+
+    Options = ParquetSourceOptions
+    options: ParquetSourceOptions
+
+    def test_connection(self) -> bool:
+        expand(self.options.path)
+        return True
+
+    def estimate_total_records(self) -> int | None:
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in expand(self.options.path))
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        for path in expand(self.options.path):
+            try:
+                parquet = pq.ParquetFile(path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                msg = f"not a readable Parquet file: {exc}"
+                raise DataError(msg, file=str(path)) from None
+            row = 0
+            for group in range(parquet.num_row_groups):
+                for data in parquet.iter_batches(batch_size=request.batch_size, row_groups=[group]):
+                    yield Batch(data, position={"file": str(path), "row_group": group, "row": row + data.num_rows},
+                                source_file=str(path), first_row=row + 1)
+                    row += data.num_rows
+
+
+class ParquetDestinationOptions(ConnectorOptions):
+    path: ConfigPath | None = Field(default=None, description="output file; a resource's `path:` overrides it")
+    compression: Literal["snappy", "zstd", "gzip", "lz4", "none"] = "snappy"
+    row_group_size: int = Field(default=122_880, ge=1)
+
+
+class ParquetDestination(BaseDestination):
+    """Writes one Parquet file per resource, atomically."""
+
+    Options = ParquetDestinationOptions
+    options: ParquetDestinationOptions
+    capabilities = Capabilities(transactional=True, merge=False)
+
+    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        super().begin(target, schema)
+        final = file_target(target, self.options.path, "parquet")
+        append = target.mode is WriteMode.APPEND and final.exists()
+        # Parquet cannot be appended in place: an append copies the existing row
+        # groups into the new temporary file first, so a failure keeps the old file.
+        self._file = AtomicFile(final)
+        self._writer = pq.ParquetWriter(self._file.temp, schema, compression=self.options.compression)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        if append:
+            self._copy_existing(final, schema)
+
+    def _copy_existing(self, final: Path, schema: pa.Schema) -> None:
+        existing = pq.ParquetFile(final)
+        if not existing.schema_arrow.equals(schema):
+            self.abort()
+            msg = (f"cannot append: the existing file's columns {existing.schema_arrow.names} and types differ "
+                   f"from the new data's {schema.names}")
+            raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
+        for group in range(existing.num_row_groups):
+            self._writer.write_table(existing.read_row_group(group))
+
+    def write_batch(self, batch: Batch) -> int:
+        self._pending.append(batch.data)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.options.row_group_size:
+            self._flush()
+        return batch.num_rows
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            self._writer.write_table(table, row_group_size=self.options.row_group_size)
+            self._pending, self._pending_rows = [], 0
+
+    def commit(self) -> None:
+        self._flush()
+        self._writer.close()
+        self._file.commit()
+
+    def abort(self) -> None:
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            try:
+                writer.close()
+            except (OSError, pa.ArrowException):
+                pass
+        if hasattr(self, "_file"):
+            self._file.discard()

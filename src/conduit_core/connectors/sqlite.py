@@ -1,0 +1,247 @@
+"""SQLite source (table or query) and destination (stdlib ``sqlite3``).
+
+Type mapping (destination): integers -> INTEGER, floats -> REAL, booleans ->
+BOOLEAN (0/1), strings -> TEXT, binary -> BLOB, dates -> DATE and timestamps ->
+TIMESTAMP (ISO-8601 text), decimal(p,s) -> DECIMAL_TEXT(p,s) (text affinity, so
+no digit is lost to SQLite's floating-point NUMERIC affinity). The source maps
+those declared types back.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from conduit_core.batch import Batch
+from conduit_core.config.paths import ConfigPath
+from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
+from conduit_core.connectors.sql import SqlDestination, quote_ident
+from conduit_core.errors import ConfigError, DataError, FatalError
+
+_DECIMAL = re.compile(r"DECIMAL_TEXT\((\d+),\s*(\d+)\)", re.IGNORECASE)
+
+
+def _connect(path: Any, *, read_only: bool = False) -> sqlite3.Connection:
+    target = f"file:{path}?mode=ro" if read_only else str(path)
+    try:
+        con = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=read_only)
+    except sqlite3.Error as exc:
+        msg = f"cannot open SQLite database {path}: {exc}"
+        raise FatalError(msg) from exc
+    con.execute("PRAGMA busy_timeout = 10000")
+    return con
+
+
+def arrow_type_for(declared: str | None) -> pa.DataType | None:
+    """Arrow type for a declared SQLite column type (None: infer from values)."""
+    text = (declared or "").upper()
+    if match := _DECIMAL.fullmatch(text):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    if "INT" in text:
+        return pa.int64()
+    if text in {"REAL", "DOUBLE", "FLOAT"}:
+        return pa.float64()
+    if text.startswith("BOOL"):
+        return pa.bool_()
+    if text == "DATE":
+        return pa.date32()
+    if text.startswith(("TIMESTAMP", "DATETIME")):
+        return pa.timestamp("us")
+    if "CHAR" in text or "TEXT" in text or "CLOB" in text:
+        return pa.string()
+    if text == "BLOB":
+        return pa.binary()
+    return None
+
+
+def _column(values: tuple[Any, ...], declared: pa.DataType | None) -> pa.Array:
+    if declared is None:
+        return pa.array(values)
+    if pa.types.is_decimal(declared) or pa.types.is_temporal(declared):
+        return pc.cast(pa.array(values, pa.string()), declared)
+    return pa.array(values, declared)
+
+
+class SQLiteSourceOptions(ConnectorOptions):
+    path: ConfigPath
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SQLiteSourceOptions:
+        if self.table and self.query:
+            msg = "set either table or query, not both"
+            raise ValueError(msg)
+        return self
+
+
+class SQLiteSource(BaseSource):
+    """Reads a SQLite table or query."""
+
+    Options = SQLiteSourceOptions
+    options: SQLiteSourceOptions
+
+    def _connection(self) -> sqlite3.Connection:
+        if not self.options.path.exists():
+            msg = f"SQLite database {self.options.path} does not exist"
+            raise ConfigError(msg, hint="check `path:` on the source")
+        return _connect(self.options.path, read_only=True)
+
+    def test_connection(self) -> bool:
+        self._connection().close()
+        return True
+
+    def _sql(self, request: ReadRequest) -> str:
+        if request.query or self.options.query:
+            return str(request.query or self.options.query)
+        if not self.options.table:
+            msg = "the SQLite source needs `table:` or `query:` (or the resource needs `query:`)"
+            raise ConfigError(msg)
+        return f"SELECT * FROM {quote_ident(self.options.table)}"
+
+    def estimate_total_records(self) -> int | None:
+        if not self.options.table:
+            return None
+        with self._connection() as con:
+            return int(con.execute(f"SELECT count(*) FROM {quote_ident(self.options.table)}").fetchone()[0])
+
+    def _declared(self, con: sqlite3.Connection, names: list[str]) -> list[pa.DataType | None]:
+        if not self.options.table:
+            return [None] * len(names)
+        info = {r[1]: r[2] for r in con.execute(f"PRAGMA table_info({quote_ident(self.options.table)})")}
+        return [arrow_type_for(info.get(n)) for n in names]
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        con = self._connection()
+        try:
+            try:
+                cursor = con.execute(self._sql(request))
+            except sqlite3.Error as exc:
+                msg = f"SQLite query failed: {exc}"
+                raise DataError(msg, hint="check `table:`/`query:`") from exc
+            names = [d[0] for d in cursor.description]
+            declared = self._declared(con, names)
+            schema: pa.Schema | None = None
+            row = 0
+            while rows := cursor.fetchmany(request.batch_size):
+                columns = list(zip(*rows, strict=True))
+                arrays = [_column(col, typ) for col, typ in zip(columns, declared, strict=True)]
+                data = pa.RecordBatch.from_arrays(arrays, names=names)
+                if schema is None:
+                    schema = data.schema
+                elif not data.schema.equals(schema):
+                    data = data.cast(schema)
+                row += data.num_rows
+                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+        finally:
+            con.close()
+
+
+class SQLiteDestinationOptions(ConnectorOptions):
+    path: ConfigPath = Field(description="database file; created if missing")
+
+
+def _sqlite_type(field: pa.Field) -> str:
+    t = field.type
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "INTEGER"
+    if pa.types.is_floating(t):
+        return "REAL"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL_TEXT({t.precision},{t.scale})"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BLOB"
+    return "TEXT"
+
+
+def _python_columns(batch: pa.RecordBatch) -> list[list[Any]]:
+    """Columns as Python lists sqlite3 can bind (temporal and decimal as ISO text)."""
+    columns = []
+    for array in batch.columns:
+        t = array.type
+        if pa.types.is_decimal(t) or pa.types.is_temporal(t):
+            array = pc.cast(array, pa.string())
+        elif pa.types.is_boolean(t):
+            array = pc.cast(array, pa.int8())
+        elif pa.types.is_nested(t) or pa.types.is_dictionary(t):
+            array = pc.cast(array, pa.string()) if pa.types.is_dictionary(t) else _to_json(array)
+        columns.append(array.to_pylist())
+    return columns
+
+
+def _to_json(array: pa.Array) -> pa.Array:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("_nested", pa.table({"v": array}))
+    return con.execute("SELECT to_json(v)::VARCHAR AS v FROM _nested").to_arrow_table().column("v")
+
+
+class SQLiteDestination(SqlDestination):
+    """Writes tables into a SQLite database file in one transaction per load."""
+
+    Options = SQLiteDestinationOptions
+    options: SQLiteDestinationOptions
+
+    def _connect(self) -> None:
+        self.options.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = _connect(self.options.path)
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            msg = f"SQLite statement failed: {exc}"
+            raise DataError(msg) from exc
+
+    def _qualified(self, table: str) -> str:
+        return quote_ident(table)
+
+    def _table_columns(self, table: str) -> list[str] | None:
+        rows = self._execute(f"PRAGMA table_info({quote_ident(table)})")
+        return [r[1] for r in rows] or None
+
+    def _column_types(self, schema: pa.Schema) -> list[str]:
+        return [_sqlite_type(f) for f in schema]
+
+    def _insert(self, table: str, batch: pa.RecordBatch) -> None:
+        cols = ", ".join(quote_ident(n) for n in batch.schema.names)
+        marks = ", ".join("?" * batch.num_columns)
+        try:
+            self._con.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
+                                  zip(*_python_columns(batch), strict=True))
+        except sqlite3.Error as exc:
+            msg = f"SQLite insert into {table} failed: {exc}"
+            raise DataError(msg) from exc
+
+    def get_table_schema(self) -> dict[str, Any] | None:
+        table = getattr(self, "_table", None)
+        if table is None:
+            return None
+        return {r[1]: r[2] for r in self._execute(f"PRAGMA table_info({quote_ident(table)})")} or None
+
+    def execute_ddl(self, sql: str) -> None:
+        self._execute(sql)
+
+    def abort(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None and con.in_transaction:
+            con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None:
+            con.close()
+            self._con = None

@@ -1,0 +1,82 @@
+"""What a run produced: per-resource counters and the run's overall status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    SUCCESS = "success"
+    PARTIAL_SUCCESS = "partial_success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class ResourceResult:
+    resource: str
+    source: str
+    destination: str
+    mode: str
+    status: Status = Status.SUCCESS
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_dlq: int = 0
+    rows_filtered: int = 0
+    batches: int = 0
+    files_read: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+    #: The exception behind an unexpected failure, for ``--debug``; never stored.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.rows_written + self.rows_dlq + self.rows_filtered
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exception"}
+        data["status"] = str(self.status)
+        data["files_read"] = list(self.files_read)
+        return data
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    config_file: str
+    started_at: str
+    finished_at: str = ""
+    duration_s: float = 0.0
+    dry_run: bool = False
+    resources: list[ResourceResult] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        statuses = {r.status for r in self.resources}
+        if Status.FAILED in statuses:
+            return Status.FAILED
+        if Status.PARTIAL_SUCCESS in statuses:
+            return Status.PARTIAL_SUCCESS
+        return Status.SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": str(self.status),
+            "config_file": self.config_file,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "dry_run": self.dry_run,
+            "rows_read": sum(r.rows_read for r in self.resources),
+            "rows_written": sum(r.rows_written for r in self.resources),
+            "rows_dlq": sum(r.rows_dlq for r in self.resources),
+            "rows_filtered": sum(r.rows_filtered for r in self.resources),
+            "resources": [r.to_dict() for r in self.resources],
+        }

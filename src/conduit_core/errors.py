@@ -1,0 +1,112 @@
+"""The exception hierarchy.
+
+Everything conduit raises on purpose derives from :class:`ConduitError`. The
+subclasses are grouped by what the caller should do next, and each carries the
+process exit code the CLI uses for it (documented in ``docs/cli.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_CONFIG = 2
+
+
+class ConduitError(Exception):
+    """Root of every error conduit raises deliberately."""
+
+    exit_code: int = EXIT_RUN_FAILED
+    #: A one-line suggestion of how to fix the problem, printed after the message.
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem found in a configuration file."""
+
+    message: str
+    path: str = ""
+    line: int | None = None
+    column: int | None = None
+
+    def render(self, file: str | None = None) -> str:
+        where = file or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" if where else f"line {self.line}"
+            if self.column is not None:
+                where = f"{where}:{self.column}"
+        parts = [p for p in (where, self.path) if p]
+        prefix = " ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class ConfigError(ConduitError):
+    """The configuration is invalid; nothing was run. Fix ingest.yml and retry."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, message: str, *, issues: Sequence[ConfigIssue] = (), file: str | None = None,
+                 hint: str | None = None) -> None:
+        self.issues = tuple(issues)
+        self.file = file
+        if self.issues:
+            count = len(self.issues)
+            head = f"{message} ({count} problem{'s' if count != 1 else ''})"
+            message = "\n".join([head, *(f"  - {i.render(file)}" for i in self.issues)])
+        super().__init__(message, hint=hint)
+
+
+class ConnectionError(ConduitError):
+    """A peer could not be reached or dropped the connection; retrying may help."""
+
+
+class DataError(ConduitError):
+    """A row or value cannot be processed. Carries where it was found."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 column: str | None = None, row: int | None = None, hint: str | None = None) -> None:
+        self.file, self.line, self.column, self.row = file, line, column, row
+        where = []
+        if file:
+            where.append(file if line is None else f"{file}:{line}")
+        elif line is not None:
+            where.append(f"line {line}")
+        if row is not None:
+            where.append(f"row {row}")
+        if column:
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message, hint=hint)
+
+
+class FatalError(ConduitError):
+    """An unrecoverable problem: retrying the same run will fail the same way."""
+
+
+class MissingDriverError(FatalError):
+    """An optional driver package is not installed."""
+
+    def __init__(self, package: str, extra: str, what: str) -> None:
+        super().__init__(
+            f"{what} needs the Python package {package!r}, which is not installed",
+            hint=f"pip install 'conduit-core[{extra}]'",
+        )
+
+
+class RunFailedError(ConduitError):
+    """At least one resource failed; details are in the run manifest."""
+
+
+class InvariantError(FatalError):
+    """Rows were unaccounted for: read != written + dlq + filtered."""

@@ -1,0 +1,1 @@
+"""Persistent state beside ingest.yml: run history (and, later, checkpoints)."""
