@@ -22,7 +22,10 @@ _FIRST = np.array(["ada", "alan", "grace", "edsger", "barbara", "donald", "ken",
 _LAST = np.array(["lovelace", "turing", "hopper", "dijkstra", "liskov", "knuth", "thompson", "torvalds", "hamilton"])
 _CATEGORIES = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta"])
 _WORDS = np.array(
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore".split()
+    [
+        "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit",
+        "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore",
+    ]
 )
 
 

@@ -64,7 +64,7 @@ def _convert(node: yaml.Node, path: PathKey, located: Located, file: str) -> Any
         return [_convert(item, (*path, i), located, file) for i, item in enumerate(node.value)]
     # Scalars: let PyYAML's safe constructor resolve ints, bools, nulls, dates.
     constructor = yaml.SafeLoader("")
-    return constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return constructor.construct_object(node, deep=True)
 
 
 def parse_yaml(text: str, file: str) -> Located:

@@ -86,7 +86,7 @@ class _Connector:
         """Return True when the peer is reachable; raise a ConduitError to say why not."""
         return True
 
-    def close(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def close(self) -> None:
         """Release connections and handles; called once when the engine is done."""
 
 
@@ -131,7 +131,7 @@ class BaseDestination(_Connector):
         """Write a list of dict records (the simple contract)."""
         raise NotImplementedError
 
-    def finalize(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def finalize(self) -> None:
         """Flush and commit everything written (the simple contract)."""
 
     def execute_ddl(self, sql: str) -> None:
@@ -158,7 +158,7 @@ class BaseDestination(_Connector):
         """Make everything written since :meth:`begin` durable and visible."""
         self.finalize()
 
-    def abort(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def abort(self) -> None:
         """Discard uncommitted work; must be safe to call after a failure."""
 
     @final

@@ -42,7 +42,7 @@ class CsvSourceOptions(ConnectorOptions):
     null_values: tuple[str, ...] = ("",)
     true_values: tuple[str, ...] = ("true", "True", "TRUE")
     false_values: tuple[str, ...] = ("false", "False", "FALSE")
-    column_types: dict[str, str] = Field(default_factory=dict, description="override inferred types, e.g. {zip: string}")
+    column_types: dict[str, str] = Field(default_factory=dict, description="override inferred types: {zip: string}")
     infer_types: bool = True
     skip_rows: int = Field(default=0, ge=0)
 
@@ -117,7 +117,7 @@ class CsvSource(BaseSource):
     # -- one file ---------------------------------------------------------------
     def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
         opts = self.options
-        with path.open("rb", buffering=_SAMPLE_BYTES) as handle:
+        with io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES) as handle:
             sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
             row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
@@ -136,7 +136,7 @@ class CsvSource(BaseSource):
                             source_file=str(path), first_row=row + 1)
                 row += data.num_rows
 
-    def _open(self, handle: io.BufferedReader, path: Path, dialect: Dialect, block: int) -> pacsv.CSVStreamingReader:
+    def _open(self, handle: io.BufferedReader[io.FileIO], path: Path, dialect: Dialect, block: int) -> pacsv.CSVStreamingReader:
         opts = self.options
         names = list(opts.column_names) if opts.column_names else None
         read = pacsv.ReadOptions(
@@ -166,7 +166,7 @@ class CsvSource(BaseSource):
             msg = f"cannot decode the file as {dialect.encoding}: {exc.reason}"
             raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. latin-1)") from None
 
-    def _all_strings(self, handle: io.BufferedReader, dialect: Dialect) -> dict[str, pa.DataType]:
+    def _all_strings(self, handle: io.BufferedReader[io.FileIO], dialect: Dialect) -> dict[str, pa.DataType]:
         first = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES].decode(dialect.encoding, "replace").splitlines()
         names = list(self.options.column_names or next(pycsv.reader(first[:1], delimiter=dialect.delimiter), []))
         return dict.fromkeys(names, pa.string())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -24,9 +24,9 @@ _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _CONVERT = re.compile(r"In CSV column #(\d+): .*?conversion error to ([^:]+): invalid value '(.*)'", re.DOTALL)
 
 
-def _records(path: Path, dialect: Dialect, opts: CsvSourceOptions) -> csv.reader:  # type: ignore[valid-type]
+def _records(path: Path, dialect: Dialect, opts: CsvSourceOptions) -> Any:
     handle = path.open(encoding=dialect.encoding, errors="replace", newline="")
-    quoting = csv.QUOTE_NONE if opts.quote_char is False else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if opts.quote_char is False else csv.QUOTE_MINIMAL
     return csv.reader(handle, delimiter=dialect.delimiter, quotechar=opts.quote_char or '"',
                       escapechar=opts.escape_char, doublequote=opts.escape_char is None, quoting=quoting)
 

@@ -52,14 +52,14 @@ def detect_delimiter(text: str) -> str:
     if len(lines) > 1 and not text.endswith(("\n", "\r")):
         lines = lines[:-1]  # the last line may be cut by the sample boundary
     lines = lines[:50]
-    best, best_score = ",", 0
+    best, best_score = ",", 0.0
     for candidate in _DELIMITERS:
         rows = list(csv.reader(lines, delimiter=candidate))
         counts = [len(r) for r in rows if r]
         if not counts or counts[0] < 2:
             continue
         consistent = sum(1 for c in counts if c == counts[0]) / len(counts)
-        score = counts[0] * consistent if consistent >= 0.9 else 0
+        score = counts[0] * consistent if consistent >= 0.9 else 0.0
         if score > best_score:
             best, best_score = candidate, score
     return best

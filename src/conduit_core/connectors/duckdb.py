@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +87,7 @@ class DuckDBSource(BaseSource):
             return None
         with self._connection() as con:
             sql = select_sql(self.options.table, None, self.options.db_schema, None)
-            row = con.sql(f"SELECT count(*) FROM ({sql})").fetchone()
+            row = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()
         return int(row[0]) if row else None
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
@@ -174,13 +175,11 @@ class DuckDBDestination(SqlDestination):
         con = getattr(self, "_con", None)
         if con is None:
             return
-        try:
+        with contextlib.suppress(duckdb.Error):  # nothing open to roll back
             con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # nothing open to roll back
 
     def close(self) -> None:
         con = getattr(self, "_con", None)
         if con is not None:
             con.close()
-            self._con = None
+            self._con = None  # type: ignore[assignment]

@@ -50,7 +50,7 @@ class AtomicFile:
     def commit(self) -> None:
         with self.temp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(self.temp, self.final)
+        self.temp.replace(self.final)
 
     def discard(self) -> None:
         self.temp.unlink(missing_ok=True)

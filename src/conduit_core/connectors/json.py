@@ -62,7 +62,7 @@ class JsonSource(BaseSource):
     def _read_file(self, con: duckdb.DuckDBPyConnection, path: Path, request: ReadRequest) -> Iterator[Batch]:
         row = 0
         try:
-            relation = con.read_json(str(path), format=self._format(), records="true",
+            relation = con.read_json(str(path), format=self._format(), records="true",  # type: ignore[arg-type]
                                      sample_size=self.options.sample_size)
             for data in arrow_batches(relation, request.batch_size):
                 yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
@@ -104,7 +104,7 @@ class NdjsonDestination(BaseDestination):
         # holds the lines back to back, so it is written out without a Python loop.
         self._con.register("_conduit_batch", batch.data)
         try:
-            lines = self._con.execute(
+            lines: pa.Table = self._con.execute(
                 "SELECT to_json(t)::VARCHAR || chr(10) AS line FROM _conduit_batch AS t").to_arrow_table()
         finally:
             self._con.unregister("_conduit_batch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -41,7 +42,7 @@ class ParquetSource(BaseSource):
         return True
 
     def estimate_total_records(self) -> int | None:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in expand(self.options.path))
+        return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in expand(self.options.path))
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
         for path in expand(self.options.path):
@@ -115,9 +116,7 @@ class ParquetDestination(BaseDestination):
     def abort(self) -> None:
         writer = getattr(self, "_writer", None)
         if writer is not None:
-            try:
+            with contextlib.suppress(OSError, pa.ArrowException):
                 writer.close()
-            except (OSError, pa.ArrowException):
-                pass
         if hasattr(self, "_file"):
             self._file.discard()

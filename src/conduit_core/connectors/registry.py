@@ -64,8 +64,8 @@ def _origin(ep: EntryPoint) -> str:
 
 def _import(target: str) -> type[BaseSource] | type[BaseDestination]:
     module_name, _, attr = target.partition(":")
-    obj = getattr(importlib.import_module(module_name), attr)
-    return obj  # type: ignore[no-any-return]
+    cls: type[BaseSource] | type[BaseDestination] = getattr(importlib.import_module(module_name), attr)
+    return cls
 
 
 @cache
@@ -82,7 +82,7 @@ def _load(kind: Kind, type_name: str) -> type[BaseSource] | type[BaseDestination
         raise ConfigError(msg, hint="install the package that provides it, or fix the spelling")
     try:
         cls = plugin.load()
-    except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported, not raised raw
+    except Exception as exc:
         msg = f"{kind} type {type_name!r} from {_origin(plugin)} failed to import: {type(exc).__name__}: {exc}"
         raise ConfigError(msg, hint=f"reinstall or upgrade {_origin(plugin).split()[0]}") from exc
     if not (isinstance(cls, type) and issubclass(cls, _BASE[kind])):

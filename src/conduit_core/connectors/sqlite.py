@@ -169,14 +169,15 @@ def _sqlite_type(field: pa.Field) -> str:
 def _python_columns(batch: pa.RecordBatch) -> list[list[Any]]:
     """Columns as Python lists sqlite3 can bind (temporal and decimal as ISO text)."""
     columns = []
-    for array in batch.columns:
-        t = array.type
-        if pa.types.is_decimal(t) or pa.types.is_temporal(t):
-            array = pc.cast(array, pa.string())
+    for column in batch.columns:
+        t = column.type
+        array = column
+        if pa.types.is_decimal(t) or pa.types.is_temporal(t) or pa.types.is_dictionary(t):
+            array = pc.cast(column, pa.string())
         elif pa.types.is_boolean(t):
-            array = pc.cast(array, pa.int8())
-        elif pa.types.is_nested(t) or pa.types.is_dictionary(t):
-            array = pc.cast(array, pa.string()) if pa.types.is_dictionary(t) else _to_json(array)
+            array = pc.cast(column, pa.int8())
+        elif pa.types.is_nested(t):
+            array = _to_json(column)
         columns.append(array.to_pylist())
     return columns
 
@@ -186,7 +187,8 @@ def _to_json(array: pa.Array) -> pa.Array:
 
     con = duckdb.connect()
     con.register("_nested", pa.table({"v": array}))
-    return con.execute("SELECT to_json(v)::VARCHAR AS v FROM _nested").to_arrow_table().column("v")
+    table: pa.Table = con.execute("SELECT to_json(v)::VARCHAR AS v FROM _nested").to_arrow_table()
+    return table.column("v")
 
 
 class SQLiteDestination(SqlDestination):
@@ -244,4 +246,4 @@ class SQLiteDestination(SqlDestination):
         con = getattr(self, "_con", None)
         if con is not None:
             con.close()
-            self._con = None
+            self._con = None  # type: ignore[assignment]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -87,10 +88,8 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
     finally:
         for connector in (source, destination):
             if connector is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing must not mask the real outcome
                     connector.close()
-                except Exception:  # noqa: BLE001, S110 - closing must not mask the real outcome
-                    pass
         result.finished_at = _now()
         result.duration_s = round(time.perf_counter() - started, 3)
         progress.finish(resource.name, str(result.status))

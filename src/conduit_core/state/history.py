@@ -8,7 +8,6 @@ ingest.yml cannot reach the history.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,12 +78,13 @@ class RunHistory:
         """Store ``run`` (insert or update) and write its manifest.json; return that path."""
         data = run.to_dict()
         with self._connect() as con:
+            marks = ", ".join("?" * len(_RUN_COLUMNS))
             con.execute(
-                f"INSERT OR REPLACE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
+                f"INSERT OR REPLACE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({marks})",
                 [int(data[c]) if c == "dry_run" else data[c] for c in _RUN_COLUMNS],
             )
-            for res in data["resources"]:
-                res = {**res, "run_id": run.run_id, "files_read": json.dumps(res["files_read"])}
+            for resource in data["resources"]:
+                res = {**resource, "run_id": run.run_id, "files_read": json.dumps(resource["files_read"])}
                 con.execute(
                     f"INSERT OR REPLACE INTO resource_runs ({', '.join(_RESOURCE_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(_RESOURCE_COLUMNS))})",
@@ -98,7 +98,7 @@ class RunHistory:
         path = folder / "manifest.json"
         temp = path.with_suffix(".json.tmp")
         temp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(temp, path)
+        temp.replace(path)
         return path
 
     def runs(self, *, status: str | None = None, resource: str | None = None,
