@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from conduit_core.cli.output import err, out, print_json
 from conduit_core.cli.tables import result_table
@@ -32,4 +33,7 @@ def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_si
         out.print(result_table(result))
         if dry_run:
             out.print("Dry run: configuration valid and connections open; nothing was written.")
+    for r in result.resources:
+        if r.status is Status.FAILED:
+            err.print(f"[bold red]Error:[/] resource {escape(r.resource)} failed: {escape(r.error or 'unknown error')}")
     raise typer.Exit(EXIT_RUN_FAILED if result.status is Status.FAILED else EXIT_OK)

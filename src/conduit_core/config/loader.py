@@ -50,14 +50,15 @@ def load_env(base_dir: Path) -> dict[str, str]:
 
 
 def _connectors(data: Any, kind: registry.Kind, section: str, out: _Collector,
-                context: Mapping[str, Any]) -> list[ConnectorEntry]:
+                context: Mapping[str, Any]) -> tuple[list[ConnectorEntry], dict[str, str]]:
+    """Validated entries, plus name -> type of every entry that has both (valid or not)."""
     if data is None:
-        return []
+        return [], {}
     if not isinstance(data, list):
         out.add(f"{section} must be a list of entries, each with 'name' and 'type'", (section,))
-        return []
+        return [], {}
     entries: list[ConnectorEntry] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for i, raw in enumerate(data):
         path: PathKey = (section, i)
         if not isinstance(raw, dict):
@@ -71,7 +72,7 @@ def _connectors(data: Any, kind: registry.Kind, section: str, out: _Collector,
             continue
         if name in seen:
             out.add(f"duplicate {kind} name {name!r}", (*path, "name"))
-        seen.add(name)
+        seen[name] = type_name
         try:
             cls = registry.connector_class(kind, type_name)
         except ConfigError as exc:
@@ -81,41 +82,50 @@ def _connectors(data: Any, kind: registry.Kind, section: str, out: _Collector,
         validated = out.validate(cls.Options, options, path, context)
         if validated is not None:
             entries.append(ConnectorEntry(name=name, type=type_name, options=validated))
-    return entries
+    return entries, seen
 
 
-def _resources(data: Any, out: _Collector, context: Mapping[str, Any], sources: list[ConnectorEntry],
-               destinations: list[ConnectorEntry]) -> list[ResourceConfig]:
+def _cross_check(raw: dict[str, Any], path: PathKey, out: _Collector, sources: Mapping[str, str],
+                 destinations: Mapping[str, str]) -> None:
+    """Reference checks on the raw entry, so they are reported even if it has other errors."""
+    for key, defined, kind in (("source", sources, "source"), ("destination", destinations, "destination")):
+        ref = raw.get(key)
+        if isinstance(ref, str) and ref not in defined:
+            out.add(f"unknown {kind} {ref!r}{suggest(ref, defined)}; "
+                    f"defined {kind}s: {', '.join(sorted(defined)) or 'none'}", (*path, key))
+    if raw.get("mode") != "merge":
+        return
+    if not raw.get("primary_key"):
+        out.add("mode 'merge' needs primary_key (the column(s) that identify a row)", (*path, "mode"))
+    dest_type = destinations.get(str(raw.get("destination")))
+    if dest_type is not None:
+        try:
+            merge = registry.destination_class(dest_type).capabilities.merge
+        except ConfigError:
+            return  # the unknown type is reported with the destination
+        if not merge:
+            out.add(f"destination type {dest_type!r} does not support mode 'merge'; use append or "
+                    "full_refresh, or a table destination", (*path, "mode"))
+
+
+def _resources(data: Any, out: _Collector, context: Mapping[str, Any], sources: Mapping[str, str],
+               destinations: Mapping[str, str]) -> list[ResourceConfig]:
     if not isinstance(data, list) or not data:
         out.add("resources must be a non-empty list", ("resources",))
         return []
-    source_names = {s.name for s in sources}
-    dest_by_name = {d.name: d for d in destinations}
     resources: list[ResourceConfig] = []
     seen: set[str] = set()
     for i, raw in enumerate(data):
         path: PathKey = ("resources", i)
+        if isinstance(raw, dict):
+            _cross_check(raw, path, out, sources, destinations)
+            name = raw.get("name")
+            if isinstance(name, str) and name in seen:
+                out.add(f"duplicate resource name {name!r}", (*path, "name"))
+            seen.add(str(name))
         resource = out.validate(ResourceConfig, raw, path, context)
-        if resource is None:
-            continue
-        if resource.name in seen:
-            out.add(f"duplicate resource name {resource.name!r}", (*path, "name"))
-        seen.add(resource.name)
-        if resource.source not in source_names:
-            out.add(f"unknown source {resource.source!r}{suggest(resource.source, source_names)}; "
-                    f"defined sources: {', '.join(sorted(source_names)) or 'none'}", (*path, "source"))
-        if resource.destination not in dest_by_name:
-            out.add(f"unknown destination {resource.destination!r}{suggest(resource.destination, dest_by_name)}; "
-                    f"defined destinations: {', '.join(sorted(dest_by_name)) or 'none'}", (*path, "destination"))
-        if resource.mode == "merge" and not resource.primary_key:
-            out.add("mode 'merge' needs primary_key (the column(s) that identify a row)", (*path, "mode"))
-        dest = dest_by_name.get(resource.destination)
-        if dest is not None:
-            caps = registry.destination_class(dest.type).capabilities
-            if resource.mode == "merge" and not caps.merge:
-                out.add(f"destination type {dest.type!r} does not support mode 'merge'; use append or "
-                        "full_refresh, or a table destination", (*path, "mode"))
-        resources.append(resource)
+        if resource is not None:
+            resources.append(resource)
     return resources
 
 
@@ -135,11 +145,12 @@ def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> In
                     (key,))
     context = {"base_dir": path.parent}
     settings = out.validate(Settings, data.get("settings") or {}, ("settings",), context) or Settings()
-    sources = _connectors(data.get("sources"), "source", "sources", out, context)
-    destinations = _connectors(data.get("destinations"), "destination", "destinations", out, context)
-    resources = _resources(data.get("resources"), out, context, sources, destinations)
+    sources, source_types = _connectors(data.get("sources"), "source", "sources", out, context)
+    destinations, dest_types = _connectors(data.get("destinations"), "destination", "destinations", out, context)
+    resources = _resources(data.get("resources"), out, context, source_types, dest_types)
     if out.issues:
-        raise ConfigError("Invalid configuration", issues=out.issues, file=str(file),
+        issues = sorted(out.issues, key=lambda i: (i.line or 0, i.column or 0))
+        raise ConfigError("Invalid configuration", issues=issues, file=str(file),
                           hint="fix the entries above; `conduit validate -f FILE` re-checks without running")
     if not Path(settings.state_dir).is_absolute():
         settings = settings.model_copy(update={"state_dir": path.parent / settings.state_dir})

@@ -123,6 +123,7 @@ class CsvSource(BaseSource):
             row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
             block = int(min(max(request.batch_size * row_bytes, 64 * 1024), 64 * 1024 * 1024))
             reader = self._open(handle, path, dialect, block)
+            self._check_text(reader.schema, path, dialect)
             self._check_columns(reader.schema, path)
             row = 0
             while True:
@@ -136,7 +137,8 @@ class CsvSource(BaseSource):
                             source_file=str(path), first_row=row + 1)
                 row += data.num_rows
 
-    def _open(self, handle: io.BufferedReader[io.FileIO], path: Path, dialect: Dialect, block: int) -> pacsv.CSVStreamingReader:
+    def _open(self, handle: io.BufferedReader[io.FileIO], path: Path, dialect: Dialect,
+              block: int) -> pacsv.CSVStreamingReader:
         opts = self.options
         names = list(opts.column_names) if opts.column_names else None
         read = pacsv.ReadOptions(
@@ -170,6 +172,16 @@ class CsvSource(BaseSource):
         first = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES].decode(dialect.encoding, "replace").splitlines()
         names = list(self.options.column_names or next(pycsv.reader(first[:1], delimiter=dialect.delimiter), []))
         return dict.fromkeys(names, pa.string())
+
+    def _check_text(self, schema: pa.Schema, path: Path, dialect: Dialect) -> None:
+        # pyarrow falls back to a binary column when bytes do not decode; that
+        # would silently turn text into bytes, so it is an encoding error instead.
+        declared = set(self.options.column_types)
+        for field in schema:
+            if pa.types.is_binary(field.type) and field.name not in declared:
+                msg = f"values are not valid {dialect.encoding} text"
+                hint = "set `encoding:` on the source (e.g. latin-1), or `encoding: auto` to detect it"
+                raise DataError(msg, file=str(path), column=field.name, hint=hint)
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:
         if self._schema is None:
