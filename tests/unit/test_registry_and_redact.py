@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +60,16 @@ def test_redact_hides_secrets(text: str, secret: str) -> None:
 
 def test_redact_hides_known_values() -> None:
     assert redact("auth failed for hunter2", ["hunter2"]) == "auth failed for ***"
+
+
+def test_plugin_path_options_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    from conduit_core.connectors.base import PluginOptions
+
+    options = PluginOptions.model_validate(
+        {"path": "out.jsonl", "cache_dir": "c", "url": "s3://b/k", "abs_path": "/x", "name": "path-like"},
+        context={"base_dir": tmp_path},
+    )
+    extra = options.model_extra or {}
+    assert extra["path"] == str(tmp_path / "out.jsonl")
+    assert extra["cache_dir"] == str(tmp_path / "c")
+    assert (extra["url"], extra["abs_path"], extra["name"]) == ("s3://b/k", "/x", "path-like")

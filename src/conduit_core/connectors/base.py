@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, final
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from conduit_core.batch import Batch, Position, group_records
 
@@ -27,10 +27,32 @@ class ConnectorOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _is_path_key(key: str) -> bool:
+    return key == "path" or key.endswith(("_path", "_dir", "_file"))
+
+
 class PluginOptions(BaseModel):
-    """Options for connectors that declare no model: anything goes, read via ``config``."""
+    """Options for connectors that declare no model: anything goes, read via ``config``.
+
+    Relative values of ``path`` and of keys ending in ``_path``, ``_dir`` or
+    ``_file`` are resolved against ingest.yml's directory, as for built-ins.
+    """
 
     model_config = ConfigDict(frozen=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_paths(cls, data: Any, info: ValidationInfo) -> Any:
+        context = info.context if isinstance(info.context, dict) else {}
+        base = context.get("base_dir")
+        if base is None or not isinstance(data, dict):
+            return data
+        return {
+            key: str(Path(base) / value)
+            if _is_path_key(key) and isinstance(value, str) and value and "://" not in value
+            and not Path(value).expanduser().is_absolute() else value
+            for key, value in data.items()
+        }
 
 
 class WriteMode(StrEnum):

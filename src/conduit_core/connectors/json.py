@@ -104,7 +104,7 @@ class NdjsonDestination(BaseDestination):
         # holds the lines back to back, so it is written out without a Python loop.
         self._con.register("_conduit_batch", batch.data)
         try:
-            lines: pa.Table = self._con.execute(
+            lines: pa.Table = self._con.sql(
                 "SELECT to_json(t)::VARCHAR || chr(10) AS line FROM _conduit_batch AS t").to_arrow_table()
         finally:
             self._con.unregister("_conduit_batch")

@@ -187,7 +187,7 @@ def _to_json(array: pa.Array) -> pa.Array:
 
     con = duckdb.connect()
     con.register("_nested", pa.table({"v": array}))
-    table: pa.Table = con.execute("SELECT to_json(v)::VARCHAR AS v FROM _nested").to_arrow_table()
+    table: pa.Table = con.sql("SELECT to_json(v)::VARCHAR AS v FROM _nested").to_arrow_table()
     return table.column("v")
 
 
