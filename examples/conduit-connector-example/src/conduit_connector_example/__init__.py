@@ -7,7 +7,6 @@ Nothing here knows about Arrow, batches or transactions: conduit adapts
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,4 +44,4 @@ class JsonlDestination(BaseDestination):
     def finalize(self) -> None:
         if hasattr(self, "_file"):
             self._file.close()
-            os.replace(self._tmp, self.config["path"])
+            self._tmp.replace(self.config["path"])  # os.replace: atomic on one filesystem
