@@ -53,7 +53,10 @@ def records_to_batch(records: Sequence[Mapping[str, Any]], schema: pa.Schema | N
     simple connector can never lose a field silently.
     """
     if schema is None:
-        inferred = pa.RecordBatch.from_pylist(list(records))
+        # from_pylist takes its columns from the first record; a key that only
+        # later records carry would be dropped, so every record gets every key.
+        names = list(dict.fromkeys(key for record in records for key in record))
+        inferred = pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in records])
         schema = _widen_nulls(inferred.schema)
         if schema.equals(inferred.schema):
             return inferred

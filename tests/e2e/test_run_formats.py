@@ -290,3 +290,34 @@ def test_bundled_example_runs_without_any_server(tmp_path: Path, cli: CliRunner)
     assert con.execute("SELECT count(*) FROM orders").fetchone() == (1000,)
     assert pq.read_table(tmp_path / "example" / "orders.parquet").num_rows == 1000
     assert isinstance(con.execute("SELECT max(ordered_at) FROM orders").fetchone()[0], datetime)
+
+
+def test_csv_type_controls_empty_columns_and_header_only_refresh(tmp_path: Path, cli: CliRunner,
+                                                                  write_config: Callable[[str], Path]) -> None:
+    # A column empty in the whole first block is text, so later values still fit.
+    body = "".join(f"{i},,{i:05d}\n" for i in range(1, 30_001)) + "30001,late,00042\n"
+    (tmp_path / "in.csv").write_text("id,maybe,zip\n" + body, encoding="utf-8")
+    write_config("""\
+    sources:
+      - {name: s, type: csv, path: in.csv}
+      - {name: raw, type: csv, path: in.csv, infer_types: false, column_types: {id: int64}}
+    destinations: [{name: db, type: duckdb, path: db.duckdb}]
+    resources:
+      - {name: typed, source: s, destination: db, mode: full_refresh}
+      - {name: raw, source: raw, destination: db, mode: full_refresh}
+    """)
+    result = cli("run", "--no-progress", "--batch-size", "1000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    assert con.execute("SELECT count(*), count(maybe), max(maybe) FROM typed").fetchone() == (30001, 1, "late")
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'raw'").fetchall())
+    assert types == {"id": "BIGINT", "maybe": "VARCHAR", "zip": "VARCHAR"}
+    assert con.execute("SELECT zip FROM raw WHERE id = 30001").fetchone() == ("00042",)
+    con.close()
+
+    (tmp_path / "in.csv").write_text("id,maybe,zip\n", encoding="utf-8")
+    result = cli("run", "typed", "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    assert con.execute("SELECT count(*) FROM typed").fetchone() == (0,)

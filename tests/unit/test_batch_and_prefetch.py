@@ -62,3 +62,9 @@ def test_prefetch_stops_the_producer_when_the_consumer_stops() -> None:
     time.sleep(0.3)
     assert len(produced) == count <= 5
     assert not any(t.name == "conduit-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_keys_missing_from_the_first_record_are_kept() -> None:
+    batch = records_to_batch([{"a": 1}, {"a": 2, "b": 3}])
+    assert batch.schema.names == ["a", "b"]
+    assert batch.column(1).to_pylist() == [None, 3]

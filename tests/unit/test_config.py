@@ -57,6 +57,8 @@ def test_valid_config_resolves_paths_and_defaults(write_config: Callable[[str], 
         ("$HOME and $5 and $", {}, "$HOME and $5 and $"),
         ("$${A}", {"A": "x"}, "${A}"),
         ("${A:-d} ${B}", {"B": "b"}, "d b"),
+        ("${A:-d}", {"A": ""}, "d"),  # as in the shell, an empty value takes the default
+        ("${A}", {"A": ""}, ""),
     ],
 )
 def test_substitution_touches_only_references(text: str, env: dict[str, str], expected: str) -> None:
@@ -162,3 +164,14 @@ def test_secret_values_are_not_echoed(write_config: Callable[[str], Path]) -> No
 def test_invalid_names_and_empty_resources(write_config: Callable[[str], Path]) -> None:
     text = "sources: []\ndestinations: []\nresources: []\n"
     assert "resources must be a non-empty list" in _error(write_config(text)).message
+
+
+def test_invalid_connector_name_is_a_located_config_error(write_config: Callable[[str], Path]) -> None:
+    error = _error(write_config(VALID.replace("- name: src", '- name: "my source"')))
+    assert "sources[0].name" in error.message
+    assert "String should match pattern" in error.message
+
+
+def test_alias_is_suggested_not_the_python_field_name(write_config: Callable[[str], Path]) -> None:
+    error = _error(write_config(VALID.replace("path: out/db.duckdb", "path: out/db.duckdb\n    shema: x")))
+    assert "did you mean 'schema'?" in error.message

@@ -1,6 +1,7 @@
 """``${VAR}`` and ``${VAR:-default}`` substitution in configuration strings.
 
-Only text of exactly that shape is touched: ``$HOME``, ``$5`` or a lone ``$``
+As in the shell, ``${VAR:-default}`` uses the default when VAR is unset or
+empty. Only text of exactly that shape is touched: ``$HOME``, ``$5`` or a lone ``$``
 stay as written, and ``$${VAR}`` is the escape for a literal ``${VAR}``.
 """
 
@@ -24,10 +25,11 @@ def substitute(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         escaped, name, default = match.group(1), match.group(2), match.group(3)
         if escaped:
             return match.group(0)[1:]
-        if name in env:
-            return env[name]
-        if default is not None:
+        value = env.get(name)
+        if default is not None and not value:  # as in the shell, ":-" also replaces an empty value
             return default
+        if value is not None:
+            return value
         missing.append(name)
         return match.group(0)
 

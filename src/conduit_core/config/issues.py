@@ -41,7 +41,7 @@ def _fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
         if current is None:
             return []
     fields = getattr(current, "model_fields", {})
-    return [name for name in fields if name != "options"]
+    return [field.alias or name for name, field in fields.items() if name != "options"]
 
 
 def _message(err: ErrorDetails, model: type[BaseModel]) -> str:

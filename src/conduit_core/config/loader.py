@@ -19,6 +19,7 @@ from conduit_core.config.issues import suggest, validation_issues
 from conduit_core.config.models import ConnectorEntry, IngestConfig, ResourceConfig, Settings
 from conduit_core.config.yaml_source import Located, PathKey, format_path, read_yaml_file
 from conduit_core.connectors import registry
+from conduit_core.connectors.base import PluginOptions
 from conduit_core.errors import ConfigError, ConfigIssue
 
 _TOP_LEVEL = ("version", "settings", "sources", "destinations", "resources")
@@ -76,12 +77,15 @@ def _connectors(data: Any, kind: registry.Kind, section: str, out: _Collector,
         try:
             cls = registry.connector_class(kind, type_name)
         except ConfigError as exc:
-            out.add(exc.message, (*path, "type"))
+            out.add(exc.message + (f" ({exc.hint})" if exc.hint else ""), (*path, "type"))
             continue
         options = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
         validated = out.validate(cls.Options, options, path, context)
-        if validated is not None:
-            entries.append(ConnectorEntry(name=name, type=type_name, options=validated))
+        # Options already reported their own errors; a placeholder keeps them from being reported twice.
+        placeholder = validated if validated is not None else PluginOptions()
+        entry = out.validate(ConnectorEntry, {"name": name, "type": type_name, "options": placeholder}, path, context)
+        if validated is not None and entry is not None:
+            entries.append(entry)
     return entries, seen
 
 

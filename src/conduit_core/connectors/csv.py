@@ -25,7 +25,7 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.connectors.csv_sniff import Dialect, sniff
-from conduit_core.connectors.files import AtomicFile, expand
+from conduit_core.connectors.files import AtomicFile, check_writable, expand
 from conduit_core.errors import ConfigError, DataError
 
 _SAMPLE_BYTES = 256 * 1024
@@ -122,7 +122,11 @@ class CsvSource(BaseSource):
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
             row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
             block = int(min(max(request.batch_size * row_bytes, 64 * 1024), 64 * 1024 * 1024))
-            reader = self._open(handle, path, dialect, block)
+            reader = self._open(handle, path, dialect, block, {})
+            if overrides := self._overrides(reader.schema):
+                # Only the first block was parsed (nothing emitted yet): parse again with fixed types.
+                handle.seek(0)
+                reader = self._open(handle, path, dialect, block, overrides)
             self._check_text(reader.schema, path, dialect)
             self._check_columns(reader.schema, path)
             row = 0
@@ -136,9 +140,22 @@ class CsvSource(BaseSource):
                 yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
                             source_file=str(path), first_row=row + 1)
                 row += data.num_rows
+            if row == 0:
+                # A header-only file still carries its schema (a full_refresh of it empties the target).
+                empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+                yield Batch(empty, position={"file": str(path), "row": 0}, source_file=str(path))
+
+    def _overrides(self, schema: pa.Schema) -> dict[str, pa.DataType]:
+        """Types to force after a first look: strings when inference is off, and for
+        columns that were empty in the whole first block (Arrow type null)."""
+        if self._schema is not None:
+            return {}
+        declared = set(self.options.column_types)
+        return {f.name: pa.string() for f in schema
+                if f.name not in declared and (not self.options.infer_types or pa.types.is_null(f.type))}
 
     def _open(self, handle: io.BufferedReader[io.FileIO], path: Path, dialect: Dialect,
-              block: int) -> pacsv.CSVStreamingReader:
+              block: int, overrides: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
         opts = self.options
         names = list(opts.column_names) if opts.column_names else None
         read = pacsv.ReadOptions(
@@ -152,14 +169,13 @@ class CsvSource(BaseSource):
             double_quote=opts.escape_char is None, newlines_in_values=opts.quote_char is not False,
         )
         types: dict[str, pa.DataType] = {n: _arrow_type(n, t) for n, t in opts.column_types.items()}
+        types.update(overrides)
         if self._schema is not None:
             types = {f.name: f.type for f in self._schema}
         convert = pacsv.ConvertOptions(
             null_values=list(opts.null_values), strings_can_be_null=True, quoted_strings_can_be_null=False,
             true_values=list(opts.true_values), false_values=list(opts.false_values), column_types=types,
         )
-        if not opts.infer_types and self._schema is None:
-            convert.column_types = {**types, **self._all_strings(handle, dialect)}
         try:
             return pacsv.open_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as exc:
@@ -167,11 +183,6 @@ class CsvSource(BaseSource):
         except UnicodeDecodeError as exc:
             msg = f"cannot decode the file as {dialect.encoding}: {exc.reason}"
             raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. latin-1)") from None
-
-    def _all_strings(self, handle: io.BufferedReader[io.FileIO], dialect: Dialect) -> dict[str, pa.DataType]:
-        first = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES].decode(dialect.encoding, "replace").splitlines()
-        names = list(self.options.column_names or next(pycsv.reader(first[:1], delimiter=dialect.delimiter), []))
-        return dict.fromkeys(names, pa.string())
 
     def _check_text(self, schema: pa.Schema, path: Path, dialect: Dialect) -> None:
         # pyarrow falls back to a binary column when bytes do not decode; that
@@ -213,6 +224,11 @@ class CsvDestination(BaseDestination):
     Options = CsvDestinationOptions
     options: CsvDestinationOptions
     capabilities = Capabilities(transactional=True, merge=False)
+
+    def test_connection(self) -> bool:
+        if self.options.path is not None:
+            check_writable(self.options.path)
+        return True
 
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)
@@ -264,6 +280,7 @@ def file_target(target: WriteTarget, default: Path | None, extension: str) -> Pa
         msg = (f"resource {target.resource!r} writes to a {extension} destination but no path is set; "
                f"set `path:` on the resource or the destination")
         raise ConfigError(msg)
-    if path.is_dir():
+    # A directory (existing, or named without a file extension) gets one file per resource.
+    if path.is_dir() or not path.suffix:
         return path / f"{target.resource}.{extension}"
     return path

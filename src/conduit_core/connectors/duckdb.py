@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
+from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.sql import SqlDestination, quote_ident
 from conduit_core.errors import ConfigError, DataError, FatalError
 
@@ -117,6 +118,10 @@ class DuckDBDestination(SqlDestination):
 
     Options = DuckDBDestinationOptions
     options: DuckDBDestinationOptions
+
+    def test_connection(self) -> bool:
+        check_writable(self.options.path)
+        return True
 
     def _connect(self) -> None:
         self._con = connect(self.options.path)

@@ -27,6 +27,20 @@ def expand(pattern: Path) -> list[Path]:
     return matches
 
 
+def check_writable(path: Path) -> None:
+    """Raise unless ``path`` could be created or replaced; creates nothing (for dry runs)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    folder = existing if existing.is_dir() else existing.parent
+    if existing.exists() and not existing.is_dir() and existing != path:
+        msg = f"cannot write {path}: {existing} is a file, not a directory"
+        raise FatalError(msg, hint="fix the destination's `path:`")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"cannot write {path}: directory {folder} is not writable"
+        raise FatalError(msg, hint="fix permissions or choose another `path:`")
+
+
 class AtomicFile:
     """A file written under a temporary name and renamed into place on commit.
 

@@ -23,7 +23,7 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.connectors.csv import file_target
-from conduit_core.connectors.files import AtomicFile, expand
+from conduit_core.connectors.files import AtomicFile, check_writable, expand
 from conduit_core.errors import DataError
 
 
@@ -71,6 +71,11 @@ class ParquetDestination(BaseDestination):
     Options = ParquetDestinationOptions
     options: ParquetDestinationOptions
     capabilities = Capabilities(transactional=True, merge=False)
+
+    def test_connection(self) -> bool:
+        if self.options.path is not None:
+            check_writable(self.options.path)
+        return True
 
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)

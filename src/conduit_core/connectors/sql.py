@@ -90,6 +90,13 @@ class SqlDestination(BaseDestination):
         self._execute(f"{verb} {qualified} ({columns})")
 
     def write_batch(self, batch: Batch) -> int:
+        if self.target.mode is WriteMode.MERGE:
+            for key in self.target.primary_key:
+                nulls = batch.data.column(key).null_count
+                if nulls:
+                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
+                    raise DataError(msg, column=key, row=batch.first_row,
+                                    hint="filter or fix those rows, or load with mode: append")
         target = self._write_table
         self._insert(target if target != self._table else self._qualified(target), batch.data)
         return batch.num_rows

@@ -2,9 +2,10 @@
 
 Type mapping (destination): integers -> INTEGER, floats -> REAL, booleans ->
 BOOLEAN (0/1), strings -> TEXT, binary -> BLOB, dates -> DATE and timestamps ->
-TIMESTAMP (ISO-8601 text), decimal(p,s) -> DECIMAL_TEXT(p,s) (text affinity, so
-no digit is lost to SQLite's floating-point NUMERIC affinity). The source maps
-those declared types back.
+TIMESTAMP (ISO-8601 text; time-zone-aware ones as UTC in TIMESTAMPTZ),
+decimal(p,s) -> DECIMAL_TEXT(p,s) (text affinity, so no digit is lost to
+SQLite's floating-point NUMERIC affinity). The source maps those declared
+types back.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +23,7 @@ from pydantic import Field, model_validator
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
+from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.sql import SqlDestination, quote_ident
 from conduit_core.errors import ConfigError, DataError, FatalError
 
@@ -28,7 +31,7 @@ _DECIMAL = re.compile(r"DECIMAL_TEXT\((\d+),\s*(\d+)\)", re.IGNORECASE)
 
 
 def _connect(path: Any, *, read_only: bool = False) -> sqlite3.Connection:
-    target = f"file:{path}?mode=ro" if read_only else str(path)
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if read_only else str(path)
     try:
         con = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=read_only)
     except sqlite3.Error as exc:
@@ -51,6 +54,8 @@ def arrow_type_for(declared: str | None) -> pa.DataType | None:
         return pa.bool_()
     if text == "DATE":
         return pa.date32()
+    if text == "TIMESTAMPTZ":
+        return pa.timestamp("us", "UTC")
     if text.startswith(("TIMESTAMP", "DATETIME")):
         return pa.timestamp("us")
     if "CHAR" in text or "TEXT" in text or "CLOB" in text:
@@ -60,12 +65,20 @@ def arrow_type_for(declared: str | None) -> pa.DataType | None:
     return None
 
 
-def _column(values: tuple[Any, ...], declared: pa.DataType | None) -> pa.Array:
-    if declared is None:
-        return pa.array(values)
-    if pa.types.is_decimal(declared) or pa.types.is_temporal(declared):
-        return pc.cast(pa.array(values, pa.string()), declared)
-    return pa.array(values, declared)
+def _column(name: str, values: tuple[Any, ...], declared: pa.DataType | None) -> pa.Array:
+    try:
+        if declared is None:
+            array = pa.array(values)
+            # An all-NULL first batch would fix the column to type null.
+            return array.cast(pa.string()) if pa.types.is_null(array.type) else array
+        if pa.types.is_decimal(declared) or pa.types.is_temporal(declared):
+            return pc.cast(pa.array(values, pa.string()), declared)
+        if pa.types.is_boolean(declared):  # stored as 0/1
+            return pc.cast(pa.array(values, pa.int64()), declared)
+        return pa.array(values, declared)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        msg = f"values do not match the column's declared type {declared}: {exc}"
+        raise DataError(msg, column=name, hint="fix the stored values, or read the column through `query:`") from exc
 
 
 class SQLiteSourceOptions(ConnectorOptions):
@@ -111,8 +124,8 @@ class SQLiteSource(BaseSource):
         with self._connection() as con:
             return int(con.execute(f"SELECT count(*) FROM {quote_ident(self.options.table)}").fetchone()[0])
 
-    def _declared(self, con: sqlite3.Connection, names: list[str]) -> list[pa.DataType | None]:
-        if not self.options.table:
+    def _declared(self, con: sqlite3.Connection, names: list[str], request: ReadRequest) -> list[pa.DataType | None]:
+        if not self.options.table or request.query or self.options.query:
             return [None] * len(names)
         info = {r[1]: r[2] for r in con.execute(f"PRAGMA table_info({quote_ident(self.options.table)})")}
         return [arrow_type_for(info.get(n)) for n in names]
@@ -126,17 +139,21 @@ class SQLiteSource(BaseSource):
                 msg = f"SQLite query failed: {exc}"
                 raise DataError(msg, hint="check `table:`/`query:`") from exc
             names = [d[0] for d in cursor.description]
-            declared = self._declared(con, names)
+            declared = self._declared(con, names, request)
             schema: pa.Schema | None = None
             row = 0
             while rows := cursor.fetchmany(request.batch_size):
                 columns = list(zip(*rows, strict=True))
-                arrays = [_column(col, typ) for col, typ in zip(columns, declared, strict=True)]
+                arrays = [_column(n, col, typ) for n, col, typ in zip(names, columns, declared, strict=True)]
                 data = pa.RecordBatch.from_arrays(arrays, names=names)
                 if schema is None:
                     schema = data.schema
                 elif not data.schema.equals(schema):
-                    data = data.cast(schema)
+                    try:
+                        data = data.cast(schema)
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                        msg = f"a later batch does not fit the types of the first ({exc})"
+                        raise DataError(msg, row=row + 1, hint="cast the columns in `query:`") from exc
                 row += data.num_rows
                 yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
         finally:
@@ -160,7 +177,7 @@ def _sqlite_type(field: pa.Field) -> str:
     if pa.types.is_date(t):
         return "DATE"
     if pa.types.is_timestamp(t):
-        return "TIMESTAMP"
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return "BLOB"
     return "TEXT"
@@ -172,7 +189,9 @@ def _python_columns(batch: pa.RecordBatch) -> list[list[Any]]:
     for column in batch.columns:
         t = column.type
         array = column
-        if pa.types.is_decimal(t) or pa.types.is_temporal(t) or pa.types.is_dictionary(t):
+        if pa.types.is_timestamp(t) and t.tz:
+            array = pc.cast(pc.cast(column, pa.timestamp(t.unit, "UTC")), pa.string())
+        elif pa.types.is_decimal(t) or pa.types.is_temporal(t) or pa.types.is_dictionary(t):
             array = pc.cast(column, pa.string())
         elif pa.types.is_boolean(t):
             array = pc.cast(column, pa.int8())
@@ -196,6 +215,10 @@ class SQLiteDestination(SqlDestination):
 
     Options = SQLiteDestinationOptions
     options: SQLiteDestinationOptions
+
+    def test_connection(self) -> bool:
+        check_writable(self.options.path)
+        return True
 
     def _connect(self) -> None:
         self.options.path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def build_destination(config: IngestConfig, resource: ResourceConfig) -> BaseDes
 
 
 def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions,
-                  progress: ProgressSink) -> ResourceResult:
+                  progress: ProgressSink, interrupted: list[ResourceResult] | None = None) -> ResourceResult:
     result = ResourceResult(resource=resource.name, source=resource.source, destination=resource.destination,
                             mode=str(resource.mode), started_at=_now())
     started = time.perf_counter()
@@ -85,6 +85,13 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
         result.error = redact(f"unexpected {type(exc).__name__}: {exc}")
         result.error_type = type(exc).__name__
         result.exception = exc
+    except BaseException as exc:  # Ctrl-C / SystemExit: record the resource as failed, then stop
+        result.status = Status.FAILED
+        result.error = f"interrupted ({type(exc).__name__})"
+        result.error_type = type(exc).__name__
+        if interrupted is not None:
+            interrupted.append(result)
+        raise
     finally:
         for connector in (source, destination):
             if connector is not None:
@@ -108,7 +115,7 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
     history = history if history is not None else RunHistory(config.settings.state_dir)
     try:
         for resource in selected:
-            run_result.resources.append(_run_resource(config, resource, options, progress))
+            run_result.resources.append(_run_resource(config, resource, options, progress, run_result.resources))
     finally:
         progress.close()
         run_result.finished_at = _now()

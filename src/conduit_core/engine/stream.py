@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from conduit_core.batch import Batch
-from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
+from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteTarget
 from conduit_core.engine.prefetch import prefetch
 from conduit_core.engine.results import ResourceResult, Status
 from conduit_core.errors import DataError, InvariantError
@@ -35,8 +35,8 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
         for batch in batches:
             if first is None:
                 first = batch
+                began = True  # abort() must also clean up after a begin() that failed half-way
                 destination.begin(target, batch.schema)
-                began = True
             else:
                 _check_schema(batch, first)
             if batch.source_file is not None:
@@ -53,8 +53,6 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
             raise InvariantError(msg)
         if began:
             destination.commit()
-        elif target.mode is WriteMode.FULL_REFRESH:
-            result.error = "the source returned no rows and no schema; the destination was left unchanged"
     except BaseException:
         if began:
             destination.abort()
