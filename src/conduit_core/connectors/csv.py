@@ -29,6 +29,7 @@ from conduit_core.connectors.files import AtomicFile, check_writable, expand
 from conduit_core.errors import ConfigError, DataError
 
 _SAMPLE_BYTES = 256 * 1024
+_MAX_BLOCK = 2 * 1024 * 1024
 
 
 class CsvSourceOptions(ConnectorOptions):
@@ -121,7 +122,9 @@ class CsvSource(BaseSource):
             sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
             row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
-            block = int(min(max(request.batch_size * row_bytes, 64 * 1024), 64 * 1024 * 1024))
+            # pyarrow keeps many blocks in flight; blocks over ~2 MB make peak memory grow
+            # with the file's size (measured: flat at 2 MB, +45% from 1M to 5M rows at 7.5 MB).
+            block = int(min(max(request.batch_size * row_bytes, 64 * 1024), _MAX_BLOCK))
             reader = self._open(handle, path, dialect, block, {})
             if overrides := self._overrides(reader.schema):
                 # Only the first block was parsed (nothing emitted yet): parse again with fixed types.

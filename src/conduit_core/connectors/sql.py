@@ -101,7 +101,11 @@ class SqlDestination(BaseDestination):
         self._insert(target if target != self._table else self._qualified(target), batch.data)
         return batch.num_rows
 
+    def _finish_inserts(self) -> None:
+        """Wait for inserts that run asynchronously (see DuckDB); raise their error."""
+
     def commit(self) -> None:
+        self._finish_inserts()
         if self.target.mode is WriteMode.MERGE:
             self._merge()
         self._execute("COMMIT")
