@@ -30,7 +30,9 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
     began = False
     first: Batch | None = None
     files: dict[str, None] = {}
-    batches: Iterator[Batch] = prefetch(source.read_batches(request))
+    # Eight batches of read-ahead (CSV blocks are <= 2 MB) keep both cores busy: at a
+    # depth of 2 CSV -> Parquet ran 1.5x slower while each side waited for the other.
+    batches: Iterator[Batch] = prefetch(source.read_batches(request), depth=8)
     try:
         for batch in batches:
             if first is None:
