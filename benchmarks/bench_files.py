@@ -11,11 +11,14 @@ its own subprocess so that the peak RSS reported is that process's alone:
 
 Every case starts a fresh Python interpreter (the DuckDB references are small
 ``python -c`` programs using the duckdb package), so start-up cost is in every
-figure; conduit's own start-up (``conduit --version``) is reported separately.
-Each case is repeated ``--repeat`` times, interleaved with the others, and the
-best (minimum) wall time is kept; peak RSS is the maximum over the repeats.
-Every output is checked to hold exactly N rows and 10 columns before any
-figure is reported.
+figure; the fixed cost is reported separately (``conduit --version``, and every
+case run on a 1,000-row file). Each case is repeated ``--repeat`` times,
+interleaved with the others, and the best (minimum) wall time is kept; peak RSS
+(the child's own ``ru_maxrss`` from ``os.wait4``) is the maximum over the
+repeats, and CPU seconds (user + system) the minimum. CPU time is less
+sensitive than wall time to other load on the machine. Every output is checked
+to hold exactly N rows and 10 columns before any figure is reported. The exit
+status is 1 when a target is missed.
 
     python benchmarks/bench_files.py                       # 1M and 5M rows, 3 repeats
     python benchmarks/bench_files.py --rows 200000 --repeat 1
@@ -42,6 +45,7 @@ import pyarrow.parquet as pq
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COLUMNS = 10
+FIXED_ROWS = 1_000  # a run this small measures only the fixed cost (start-up, imports, config, history)
 
 # Targets: throughput ratios are conduit / reference (higher is better); the
 # RSS ratio is peak RSS at the largest size / at the smallest (lower is better).
@@ -53,6 +57,7 @@ DUCKDB_COPY = """
 import sys, duckdb
 csv, out = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' (FORMAT parquet)")
 """
 
@@ -60,6 +65,7 @@ DUCKDB_CTAS = """
 import sys, duckdb
 csv, db = sys.argv[1], sys.argv[2]
 con = duckdb.connect(db)
+con.execute("SET enable_progress_bar = false")
 con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv}')")
 con.close()
 """
@@ -99,6 +105,7 @@ class Case:
     output: Path
     kind: str  # "parquet" or "duckdb"
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -109,6 +116,7 @@ class Result:
     best_s: float
     rows_per_s: float
     peak_rss_mb: float
+    cpu_s: float
     times_s: list[float]
 
 
@@ -122,8 +130,8 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run ``argv`` to completion; return (wall seconds, the child's own peak RSS in MB)."""
+def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float]:
+    """Run ``argv`` to completion; return (wall s, the child's user+system CPU s, its own peak RSS in MB)."""
     with log.open("wb") as sink:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
@@ -134,7 +142,7 @@ def run_measured(argv: list[str], env: dict[str, str], log: Path) -> tuple[float
         tail = log.read_text(errors="replace")[-3000:]
         msg = f"command failed with exit code {proc.returncode}: {' '.join(argv)}\n{tail}"
         raise RuntimeError(msg)
-    return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
 def remove(path: Path) -> None:
@@ -200,27 +208,40 @@ def bench_size(workdir: Path, rows: int, repeat: int, env: dict[str, str]) -> li
     for attempt in range(repeat):
         for case in cases:  # interleaved, so drift on the machine hits every case alike
             remove(case.output)  # fresh output (and fresh database file) every repeat
-            wall, rss = run_measured(case.argv, env, case.output.with_name(case.name + ".log"))
+            wall, cpu, rss = run_measured(case.argv, env, case.output.with_name(case.name + ".log"))
             verify(case, rows)
             case.times.append(wall)
+            case.cpu.append(cpu)
             case.rss_mb.append(rss)
             print(f"  {rows:>10,} rows  {case.name:<16} run {attempt + 1}/{repeat}: {wall:7.2f} s  "
-                  f"{rss:7.0f} MB", flush=True)
-    return [Result(c.name, rows, min(c.times), rows / min(c.times), max(c.rss_mb), c.times) for c in cases]
+                  f"cpu {cpu:6.2f} s  {rss:7.0f} MB  (load {os.getloadavg()[0]:.1f})", flush=True)
+    return [Result(c.name, rows, min(c.times), rows / min(c.times), max(c.rss_mb), min(c.cpu), c.times)
+            for c in cases]
 
 
-def startup(env: dict[str, str], repeat: int) -> dict[str, float]:
-    """Best wall time of bare start-ups: what every case pays before doing any work."""
+def startup(workdir: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
+    """Best wall time of bare start-ups and of each case on a tiny file: the fixed cost in every figure.
+
+    ``conduit --version`` imports little; a run on FIXED_ROWS rows also pays for the
+    imports, config validation and run history that every real run pays.
+    """
     probes = {
         "conduit --version": [sys.executable, "-m", "conduit_core", "--version"],
         "python -c 'import duckdb'": [sys.executable, "-c", "import duckdb"],
     }
+    tiny = make_cases(workdir, FIXED_ROWS, ensure_csv(workdir, FIXED_ROWS))
+    probes.update({f"{case.name} on {FIXED_ROWS:,} rows": case.argv for case in tiny})
     best: dict[str, float] = {}
     for label, argv in probes.items():
         times = []
         for _ in range(max(repeat, 3)):
+            for case in tiny:
+                remove(case.output)
             started = time.perf_counter()
-            subprocess.run(argv, env=env, check=True, capture_output=True)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=workdir, check=False)
+            if done.returncode != 0:
+                msg = f"{label} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+                raise RuntimeError(msg)
             times.append(time.perf_counter() - started)
         best[label] = min(times)
     return best
@@ -259,27 +280,30 @@ def ratios(results: list[Result]) -> list[dict[str, object]]:
 
 def print_report(results: list[Result], checks: list[dict[str, object]], starts: dict[str, float]) -> None:
     print()
-    print(f"{'case':<16} {'rows':>11} {'best s':>8} {'rows/s':>12} {'peak RSS MB':>12}")
-    print("-" * 63)
+    print(f"{'case':<16} {'rows':>11} {'best s':>8} {'rows/s':>12} {'peak RSS MB':>12} {'cpu s':>7}")
+    print("-" * 71)
     for r in results:
-        print(f"{r.case:<16} {r.rows:>11,} {r.best_s:>8.2f} {r.rows_per_s:>12,.0f} {r.peak_rss_mb:>12.0f}")
+        print(f"{r.case:<16} {r.rows:>11,} {r.best_s:>8.2f} {r.rows_per_s:>12,.0f} {r.peak_rss_mb:>12.0f} "
+              f"{r.cpu_s:>7.2f}")
     print()
     print(f"{'check':<52} {'value':>7}  {'target':<12} result")
     print("-" * 82)
     for c in checks:
         verdict = {True: "PASS", False: "FAIL", None: ""}[c["pass"]]  # type: ignore[index]
         label = str(c["check"]) if "RSS" in str(c["check"]) else f"{c['check']} @ {c['rows']:,}"
-        print(f"{label:<52} {c['value']:>7.2f}  {c['target']!s:<12} {verdict}")
+        print(f"{label:<52} {c['value']:>7.3f}  {c['target']!s:<12} {verdict}")
     print()
     for label, seconds in starts.items():
-        print(f"start-up  {label:<28} {seconds:.2f} s (included in every case above)")
+        print(f"fixed cost  {label:<32} {seconds:.2f} s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/conduit-bench"))
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000],
+                        help="data set sizes (default: 1000000 5000000); two or more also check RSS growth")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the best wall time is kept")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/conduit-bench"),
+                        help="cached CSVs, configs and outputs (default: /tmp/conduit-bench)")
     parser.add_argument("--json", type=Path, help="also save the results as JSON")
     args = parser.parse_args()
 
@@ -290,17 +314,21 @@ def main() -> int:
     print(f"python {platform.python_version()}, duckdb {duckdb.__version__}, {os.cpu_count()} cpus, "
           f"workdir {workdir}", flush=True)
     print(f"conduit at commit {version['commit'][:10]}, src/ sha256 {version['src_sha256']}", flush=True)
-    starts = startup(env, args.repeat)
+    starts = startup(workdir, env, args.repeat)
     results: list[Result] = []
     for rows in sorted(set(args.rows)):
         results.extend(bench_size(workdir, rows, args.repeat, env))
     checks = ratios(results)
     print_report(results, checks, starts)
+    after = code_version()["src_sha256"]
+    if after != version["src_sha256"]:
+        print(f"WARNING: src/ changed during the run ({version['src_sha256']} -> {after}); "
+              "the figures may mix two versions of conduit")
     if args.json:
         payload = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": os.getloadavg(),
                         "python": platform.python_version(), "duckdb": duckdb.__version__},
-            "conduit": {**version, "src_sha256_after": code_version()["src_sha256"]},
+            "conduit": {**version, "src_sha256_after": after},
             "repeat": args.repeat,
             "startup_s": starts,
             "results": [asdict(r) for r in results],

@@ -6,11 +6,13 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 from pydantic import Field, model_validator
+
+if TYPE_CHECKING:
+    import duckdb
 
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
@@ -25,6 +27,8 @@ _LOCK = threading.Lock()
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB database, turning lock and I/O errors into readable ones."""
+    import duckdb
+
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -104,6 +108,8 @@ class DuckDBSource(BaseSource):
         return int(row[0]) if row else None
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        import duckdb
+
         sql = select_sql(self.options.table, self.options.query, self.options.db_schema, request.query)
         con = self._connection()
         try:
@@ -141,6 +147,8 @@ class DuckDBDestination(SqlDestination):
             self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import duckdb
+
         try:
             return self._con.execute(sql, list(params)).fetchall()
         except duckdb.Error as exc:
@@ -184,6 +192,8 @@ class DuckDBDestination(SqlDestination):
         self._pipe.put(_as_views(batch))
 
     def _finish_inserts(self) -> None:
+        import duckdb
+
         pipe, self._pipe = getattr(self, "_pipe", None), None
         if pipe is None:
             return
@@ -206,6 +216,8 @@ class DuckDBDestination(SqlDestination):
         self._execute(sql)
 
     def abort(self) -> None:
+        import duckdb
+
         pipe, self._pipe = getattr(self, "_pipe", None), None
         if pipe is not None:
             pipe.abort()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import duckdb
 import pyarrow as pa
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import duckdb
 
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
@@ -52,6 +54,7 @@ class JsonSource(BaseSource):
         return True
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        import duckdb
         con = duckdb.connect()
         try:
             for path in expand(self.options.path):
@@ -60,6 +63,7 @@ class JsonSource(BaseSource):
             con.close()
 
     def _read_file(self, con: duckdb.DuckDBPyConnection, path: Path, request: ReadRequest) -> Iterator[Batch]:
+        import duckdb
         row = 0
         try:
             relation = con.read_json(str(path), format=self._format(), records="true",  # type: ignore[arg-type]
@@ -98,6 +102,7 @@ class NdjsonDestination(BaseDestination):
         return True
 
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        import duckdb
         super().begin(target, schema)
         self._file = AtomicFile(file_target(target, self.options.path, "ndjson"),
                                 append=target.mode is WriteMode.APPEND)
