@@ -6,10 +6,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+
+from tests.servers import server_dsn
 
 _MARKERS = ("unit", "integration", "e2e")
 
@@ -50,3 +55,72 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+
+def _pg_container() -> Any:
+    from testcontainers.postgres import PostgresContainer
+
+    return PostgresContainer("postgres:16-alpine")
+
+
+def _mysql_container() -> Any:
+    from testcontainers.mysql import MySqlContainer
+
+    return MySqlContainer("mariadb:11")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    yield from server_dsn("CONDUIT_TEST_POSTGRES_DSN", "PostgreSQL", _pg_container,
+                          lambda c: c.get_connection_url().replace("+psycopg2", ""))
+
+
+@pytest.fixture(scope="session")
+def mysql_dsn() -> Iterator[str]:
+    yield from server_dsn("CONDUIT_TEST_MYSQL_DSN", "MySQL/MariaDB", _mysql_container,
+                          lambda c: c.get_connection_url().replace("+pymysql", ""))
+
+
+@pytest.fixture
+def pg(postgres_dsn: str) -> Iterator[Any]:
+    """An autocommit psycopg connection whose search_path is a fresh schema (dropped after the test)."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    con = psycopg.connect(postgres_dsn, autocommit=True)
+    con.execute(f'CREATE SCHEMA "{schema}"')
+    con.execute(f'SET search_path TO "{schema}"')
+    con.schema = schema  # type: ignore[attr-defined]
+    try:
+        yield con
+    finally:
+        con.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        con.close()
+
+
+def mysql_params(dsn: str) -> dict[str, Any]:
+    parts = urlsplit(dsn)
+    return {"host": parts.hostname or "127.0.0.1", "port": parts.port or 3306, "user": parts.username or "root",
+            "password": parts.password or "", "database": parts.path.lstrip("/") or None}
+
+
+@pytest.fixture
+def mysql(mysql_dsn: str) -> Iterator[Any]:
+    """A pymysql connection to a fresh database (dropped after the test); ``.database`` names it."""
+    import pymysql
+
+    params = mysql_params(mysql_dsn)
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    admin = pymysql.connect(**{**params, "database": None}, autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    con = pymysql.connect(**{**params, "database": database}, autocommit=True, local_infile=True)
+    con.database = database  # type: ignore[attr-defined]
+    try:
+        yield con
+    finally:
+        con.close()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{database}`")
+        admin.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from conduit_core.observe.progress import make_progress
 
 def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_size: int | None, progress: bool,
                 json_output: bool, debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="conduit: %(message)s")
     config = load_config(file)
     options = RunOptions(resources=tuple(resources), batch_size=batch_size, dry_run=dry_run)
     result = run(config, options, progress=make_progress(progress))

@@ -34,6 +34,14 @@ class ConnectorEntry(_Frozen):
         return getattr(self.options, key, default)
 
 
+class RetryConfig(_Frozen):
+    """How often a resource's load is redone after a transient (connection) error."""
+
+    attempts: int = Field(default=3, ge=1, le=100)
+    initial_wait: float = Field(default=1.0, ge=0, le=3600)
+    max_wait: float = Field(default=30.0, ge=0, le=3600)
+
+
 class ResourceConfig(_Frozen):
     """One source-to-destination flow."""
 
@@ -46,6 +54,7 @@ class ResourceConfig(_Frozen):
     primary_key: tuple[str, ...] = ()
     query: str | None = Field(default=None, min_length=1)
     batch_size: int | None = Field(default=None, ge=1, le=10_000_000)
+    retries: RetryConfig = RetryConfig()
 
     @field_validator("primary_key", mode="before")
     @classmethod

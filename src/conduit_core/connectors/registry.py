@@ -29,6 +29,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "parquet": "conduit_core.connectors.parquet:ParquetSource",
         "duckdb": "conduit_core.connectors.duckdb:DuckDBSource",
         "sqlite": "conduit_core.connectors.sqlite:SQLiteSource",
+        "postgresql": "conduit_core.connectors.postgresql:PostgresSource",
     },
     "destination": {
         "csv": "conduit_core.connectors.csv:CsvDestination",
@@ -37,6 +38,7 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "parquet": "conduit_core.connectors.parquet:ParquetDestination",
         "duckdb": "conduit_core.connectors.duckdb:DuckDBDestination",
         "sqlite": "conduit_core.connectors.sqlite:SQLiteDestination",
+        "postgresql": "conduit_core.connectors.postgresql:PostgresDestination",
     },
 }
 _GROUP: dict[Kind, str] = {"source": "conduit.sources", "destination": "conduit.destinations"}

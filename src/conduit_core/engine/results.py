@@ -29,6 +29,7 @@ class ResourceResult:
     rows_dlq: int = 0
     rows_filtered: int = 0
     batches: int = 0
+    retries: int = 0
     files_read: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None

@@ -13,8 +13,10 @@ from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteTarget
 from conduit_core.engine.results import ResourceResult, RunResult, Status
+from conduit_core.engine.retry import retrying
 from conduit_core.engine.stream import stream_resource
-from conduit_core.errors import ConduitError, ConfigError
+from conduit_core.errors import ConduitError, ConfigError, FatalError
+from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
 from conduit_core.state.history import RunHistory
@@ -54,27 +56,56 @@ def build_destination(config: IngestConfig, resource: ResourceConfig) -> BaseDes
     return registry.destination_class(entry.type)(entry.options)
 
 
-def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions,
-                  progress: ProgressSink, interrupted: list[ResourceResult] | None = None) -> ResourceResult:
-    result = ResourceResult(resource=resource.name, source=resource.source, destination=resource.destination,
-                            mode=str(resource.mode), started_at=_now())
-    started = time.perf_counter()
+def _check_connections(config: IngestConfig, resource: ResourceConfig) -> None:
+    for connector in (build_source(config, resource), build_destination(config, resource)):
+        try:
+            connector.test_connection()
+        finally:
+            connector.close()
+
+
+def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,
+             result: ResourceResult) -> None:
+    """One try of the whole unit of work, with fresh connectors (and so a fresh transaction)."""
+    result.rows_read = result.rows_written = result.rows_dlq = result.rows_filtered = result.batches = 0
+    result.files_read = []
     source: BaseSource | None = None
     destination: BaseDestination | None = None
     try:
         source = build_source(config, resource)
         destination = build_destination(config, resource)
-        if options.dry_run:
-            source.test_connection()
-            destination.test_connection()
-            result.status = Status.SKIPPED
-            return result
         batch_size = options.batch_size or resource.batch_size or config.settings.batch_size
         request = ReadRequest(batch_size=batch_size, query=resource.query)
         target = WriteTarget(resource=resource.name, mode=resource.mode, table=resource.target_table,
                              path=resource.path, primary_key=resource.primary_key)
         progress.start(resource.name, source.estimate_total_records())
-        stream_resource(source, destination, target, request, result, progress)
+        try:
+            stream_resource(source, destination, target, request, result, progress)
+        except RetriableError:
+            if not destination.capabilities.transactional:
+                raise FatalError("a non-transactional destination cannot be retried safely") from None
+            raise
+    finally:
+        for connector in (source, destination):
+            if connector is not None:
+                with contextlib.suppress(Exception):  # closing must not mask the real outcome
+                    connector.close()
+
+
+def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions,
+                  progress: ProgressSink, interrupted: list[ResourceResult] | None = None) -> ResourceResult:
+    result = ResourceResult(resource=resource.name, source=resource.source, destination=resource.destination,
+                            mode=str(resource.mode), started_at=_now())
+    started = time.perf_counter()
+    try:
+        if options.dry_run:
+            _check_connections(config, resource)
+            result.status = Status.SKIPPED
+            return result
+        for attempt in retrying(resource.retries, resource.name):
+            with attempt:
+                result.retries = attempt.retry_state.attempt_number - 1
+                _attempt(config, resource, options, progress, result)
         result.status = Status.PARTIAL_SUCCESS if result.rows_dlq else Status.SUCCESS
     except ConduitError as exc:
         result.status = Status.FAILED
@@ -93,10 +124,6 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
             interrupted.append(result)
         raise
     finally:
-        for connector in (source, destination):
-            if connector is not None:
-                with contextlib.suppress(Exception):  # closing must not mask the real outcome
-                    connector.close()
         result.finished_at = _now()
         result.duration_s = round(time.perf_counter() - started, 3)
         progress.finish(resource.name, str(result.status))

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS resource_runs (
     started_at TEXT, finished_at TEXT, duration_s REAL,
     rows_read INTEGER, rows_written INTEGER, rows_dlq INTEGER, rows_filtered INTEGER,
     batches INTEGER,
+    retries INTEGER NOT NULL DEFAULT 0,
     files_read TEXT,
     error TEXT, error_type TEXT,
     PRIMARY KEY (run_id, resource)
@@ -46,8 +47,15 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
 _RUN_COLUMNS = ("run_id", "status", "config_file", "started_at", "finished_at", "duration_s",
                 "rows_read", "rows_written", "rows_dlq", "rows_filtered", "dry_run")
 _RESOURCE_COLUMNS = ("run_id", "resource", "source", "destination", "mode", "status", "started_at", "finished_at",
-                     "duration_s", "rows_read", "rows_written", "rows_dlq", "rows_filtered", "batches", "files_read",
-                     "error", "error_type")
+                     "duration_s", "rows_read", "rows_written", "rows_dlq", "rows_filtered", "batches", "retries",
+                     "files_read", "error", "error_type")
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Add columns introduced after a state store was created."""
+    columns = {row[1] for row in con.execute("PRAGMA table_info(resource_runs)")}
+    if "retries" not in columns:
+        con.execute("ALTER TABLE resource_runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0")
 
 
 class RunHistory:
@@ -69,6 +77,7 @@ class RunHistory:
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+            _migrate(con)
             with con:
                 yield con
         finally:

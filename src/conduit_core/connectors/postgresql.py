@@ -1,0 +1,349 @@
+"""PostgreSQL source and destination over ADBC (binary COPY both ways, Arrow native).
+
+The destination loads with binary ``COPY`` into a staging table created inside
+the load's transaction (invisible to other sessions), then moves the rows into
+the target with one statement: ``INSERT`` for append, ``TRUNCATE`` + ``INSERT``
+for full_refresh, ``INSERT ... ON CONFLICT DO UPDATE`` for merge. Everything
+commits at once, so readers see the old table or the new one, never a
+half-loaded or empty one, and a failure leaves the old data untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+from urllib.parse import quote
+
+import pyarrow as pa
+from pydantic import Field, SecretStr, model_validator
+
+from conduit_core.batch import Batch
+from conduit_core.connectors.arrow_pipe import BatchPipe
+from conduit_core.connectors.base import (
+    BaseDestination,
+    BaseSource,
+    Capabilities,
+    ConnectorOptions,
+    ReadRequest,
+    WriteMode,
+    WriteTarget,
+)
+from conduit_core.connectors.pg_types import normalize, pg_type
+from conduit_core.connectors.sql import quote_ident
+from conduit_core.errors import ConduitError, ConfigError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.observe.redact import redact
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+# SQLSTATEs worth redoing the unit of work for: connection failures (class 08),
+# admin/crash shutdown, serialization failure and deadlock.
+_RETRIABLE = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
+
+
+class PostgresOptions(ConnectorOptions):
+    dsn: SecretStr | None = Field(default=None, description="postgresql://user:password@host:port/db")
+    host: str | None = None
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    sslmode: SslMode | None = None
+    db_schema: str = Field(default="public", alias="schema", min_length=1)
+    connect_timeout: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _dsn_or_host(self) -> PostgresOptions:
+        if self.dsn is None and self.host is None:
+            msg = "set `dsn:` or `host:` (with database, user and password)"
+            raise ValueError(msg)
+        if self.dsn is not None and self.host is not None:
+            msg = "set either `dsn:` or `host:`, not both"
+            raise ValueError(msg)
+        return self
+
+    def uri(self) -> str:
+        """The connection URI (contains the password: never print it)."""
+        if self.dsn is not None:
+            base = self.dsn.get_secret_value()
+        else:
+            auth = quote(self.user or "", safe="")
+            if self.password is not None:
+                auth += ":" + quote(self.password.get_secret_value(), safe="")
+            base = f"postgresql://{auth}{'@' if auth else ''}{self.host}:{self.port}/{quote(self.database or '')}"
+        params = [f"connect_timeout={self.connect_timeout}", "application_name=conduit"]
+        if self.sslmode:
+            params.append(f"sslmode={self.sslmode}")
+        return base + ("&" if "?" in base else "?") + "&".join(params)
+
+    def secrets(self) -> list[str]:
+        return [s.get_secret_value() for s in (self.password, self.dsn) if s is not None]
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlstate", "") or "")
+
+
+def translate(exc: BaseException, what: str, options: PostgresOptions) -> ConduitError:
+    """A conduit error for a driver error: retriable, data or fatal, secrets masked."""
+    state = _sqlstate(exc)
+    text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, options.secrets())
+    message = f"PostgreSQL {what} failed{f' (SQLSTATE {state})' if state else ''}: {text}"
+    if state.startswith(_RETRIABLE) or (not state and "connect" in text.lower()):
+        return ConnectionError(message, hint="check that the server is reachable; the load is retried")
+    if state[:2] in {"22", "23"}:
+        return DataError(message, hint="fix the offending values in the source")
+    return FatalError(message)
+
+
+def connect(options: PostgresOptions, *, autocommit: bool = False) -> Any:
+    try:
+        from adbc_driver_postgresql import dbapi
+    except ImportError as exc:
+        raise MissingDriverError("adbc-driver-postgresql", "postgres", "the PostgreSQL connector") from exc
+    try:
+        return dbapi.connect(options.uri(), autocommit=autocommit)
+    except Exception as exc:  # noqa: BLE001 - every driver error is translated
+        raise translate(exc, "connection", options) from None
+
+
+class PostgresSourceOptions(PostgresOptions):
+    table: str | None = None
+    query: str | None = None
+    batch_size_hint_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> PostgresSourceOptions:
+        if self.table and self.query:
+            msg = "set either table or query, not both"
+            raise ValueError(msg)
+        return self
+
+
+class PostgresSource(BaseSource):
+    """Streams a table or query with COPY ... TO STDOUT (binary) as Arrow batches."""
+
+    Options = PostgresSourceOptions
+    options: PostgresSourceOptions
+
+    def _sql(self, request: ReadRequest) -> str:
+        if request.query or self.options.query:
+            return str(request.query or self.options.query)
+        if not self.options.table:
+            msg = "the PostgreSQL source needs `table:` or `query:` (or the resource needs `query:`)"
+            raise ConfigError(msg)
+        return f"SELECT * FROM {quote_ident(self.options.db_schema)}.{quote_ident(self.options.table)}"
+
+    def test_connection(self) -> bool:
+        con = connect(self.options, autocommit=True)
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetchall()
+        finally:
+            con.close()
+        return True
+
+    def estimate_total_records(self) -> int | None:
+        if not self.options.table:
+            return None
+        con = connect(self.options, autocommit=True)
+        try:
+            with con.cursor() as cur:
+                # The planner's estimate: free, and good enough for a progress bar.
+                cur.execute("SELECT reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = $1 AND c.relname = $2", (self.options.db_schema, self.options.table))
+                row = cur.fetchone()
+        except Exception:  # noqa: BLE001 - an estimate is optional
+            return None
+        finally:
+            con.close()
+        return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        from adbc_driver_postgresql import StatementOptions
+
+        con = connect(self.options, autocommit=True)
+        try:
+            cur = con.cursor()
+            cur.adbc_statement.set_options(
+                **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(self.options.batch_size_hint_bytes)})
+            try:
+                cur.execute(self._sql(request))
+                reader = cur.fetch_record_batch()
+            except Exception as exc:  # noqa: BLE001
+                raise translate(exc, "query", self.options) from None
+            row = 0
+            while True:
+                try:
+                    data = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    raise translate(exc, "read", self.options) from None
+                data = normalize(data)
+                row += data.num_rows
+                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+            if row == 0:
+                yield Batch(_empty(reader.schema), position={"rows": 0})
+        finally:
+            con.close()
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    batch = pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+    return normalize(batch)
+
+
+class PostgresDestinationOptions(PostgresOptions):
+    pass
+
+
+class PostgresDestination(BaseDestination):
+    """Binary COPY into a staging table, then one set-based statement, in one transaction."""
+
+    Options = PostgresDestinationOptions
+    options: PostgresDestinationOptions
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True)
+
+    def test_connection(self) -> bool:
+        con = connect(self.options, autocommit=True)
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT has_schema_privilege($1, 'CREATE') OR NOT EXISTS "
+                            "(SELECT 1 FROM pg_namespace WHERE nspname = $1)", (self.options.db_schema,))
+                allowed = cur.fetchone()
+        finally:
+            con.close()
+        if not allowed or not allowed[0]:
+            msg = f"the PostgreSQL user may not create tables in schema {self.options.db_schema!r}"
+            raise FatalError(msg, hint="GRANT CREATE ON SCHEMA ... or choose another `schema:`")
+        return True
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            self._cur.execute(sql, params or None)
+            return list(self._cur.fetchall()) if self._cur.description else []
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, "statement", self.options) from None
+
+    def _qualified(self, table: str) -> str:
+        return f"{quote_ident(self.options.db_schema)}.{quote_ident(table)}"
+
+    def _columns(self, table: str) -> list[str] | None:
+        rows = self._run("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 "
+                         "AND table_name = $2 ORDER BY ordinal_position", (self.options.db_schema, table))
+        return [r[0] for r in rows] or None
+
+    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        super().begin(target, schema)
+        self._table = target.table or target.resource
+        self._con = connect(self.options)
+        self._cur = self._con.cursor()
+        self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
+        existing = self._columns(self._table)
+        if existing is None:
+            self._create(self._qualified(self._table), schema, target)
+        else:
+            missing = [n for n in schema.names if n not in existing]
+            if missing:
+                msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
+                raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
+        if target.mode is WriteMode.MERGE:
+            self._check_key(target)
+        # A fresh, generated name: ADBC's COPY never sees user-supplied identifiers.
+        self._stage = f"_conduit_stage_{uuid.uuid4().hex[:16]}"
+        self._create(self._qualified(self._stage), schema, None)
+        stage, db_schema = self._stage, self.options.db_schema
+
+        def load(reader: pa.RecordBatchReader) -> None:
+            self._cur.adbc_ingest(stage, reader, mode="append", db_schema_name=db_schema)
+
+        self._pipe: BatchPipe | None = BatchPipe(schema, load)
+
+    def _create(self, qualified: str, schema: pa.Schema, target: WriteTarget | None) -> None:
+        columns = [f"{quote_ident(f.name)} {pg_type(f.type, f.name)}" for f in schema]
+        if target is not None and target.mode is WriteMode.MERGE:
+            columns.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in target.primary_key)})")
+        self._run(f"CREATE TABLE {qualified} ({', '.join(columns)})")
+
+    def _check_key(self, target: WriteTarget) -> None:
+        for key in target.primary_key:
+            if key not in self.schema.names:
+                msg = f"primary_key column {key!r} is not in the data; columns: {self.schema.names}"
+                raise DataError(msg, hint="fix primary_key on the resource")
+        rows = self._run(
+            "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = ($1 || '.' || $2)::regclass AND i.indisunique GROUP BY i.indexrelid",
+            (quote_ident(self.options.db_schema), quote_ident(self._table)))
+        wanted = sorted(target.primary_key)
+        if not any(sorted(r[0]) == wanted for r in rows if r[0]):
+            msg = (f"merge needs a primary key or unique index on {list(target.primary_key)} "
+                   f"of table {self._table!r}")
+            raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
+
+    def write_batch(self, batch: Batch) -> int:
+        if self.target.mode is WriteMode.MERGE:
+            for key in self.target.primary_key:
+                if nulls := batch.data.column(key).null_count:
+                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
+                    raise DataError(msg, column=key, row=batch.first_row, hint="filter or fix those rows")
+        assert self._pipe is not None
+        try:
+            self._pipe.put(batch.data)
+        except ConduitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the COPY failed in the loader thread
+            raise translate(exc, "COPY", self.options) from None
+        return batch.num_rows
+
+    def commit(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            try:
+                pipe.close()
+            except ConduitError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise translate(exc, "COPY", self.options) from None
+        table, stage = self._qualified(self._table), self._qualified(self._stage)
+        cols = ", ".join(quote_ident(n) for n in self.schema.names)
+        if self.target.mode is WriteMode.FULL_REFRESH:
+            self._run(f"TRUNCATE {table}")
+        if self.target.mode is WriteMode.MERGE:
+            keys = ", ".join(quote_ident(k) for k in self.target.primary_key)
+            updates = [f"{quote_ident(n)} = EXCLUDED.{quote_ident(n)}" for n in self.schema.names
+                       if n not in self.target.primary_key]
+            action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+            # The last occurrence of a key in the load wins (ctid follows insertion order in a fresh table).
+            self._run(f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
+                      f"ORDER BY {keys}, ctid DESC ON CONFLICT ({keys}) {action}")
+        else:
+            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")
+        self._run(f"DROP TABLE {stage}")
+        try:
+            self._con.commit()
+        except Exception as exc:  # noqa: BLE001
+            # The server may or may not have committed: redoing the load could double it.
+            error = translate(exc, "commit", self.options)
+            msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
+            raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
+
+    def abort(self) -> None:
+        pipe, self._pipe = getattr(self, "_pipe", None), None
+        if pipe is not None:
+            pipe.abort()
+        con = getattr(self, "_con", None)
+        if con is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                con.rollback()
+
+    def close(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection must not mask the outcome
+                self._cur.close()
+                con.close()
+            self._con = None
