@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import pyarrow as pa
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
 from conduit_core.batch import Batch
 from conduit_core.connectors.arrow_pipe import BatchPipe
@@ -25,12 +25,12 @@ from conduit_core.connectors.base import (
     BaseDestination,
     BaseSource,
     Capabilities,
-    ConnectorOptions,
     ReadRequest,
     WriteMode,
     WriteTarget,
 )
 from conduit_core.connectors.pg_types import normalize, pg_type
+from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConduitError, ConfigError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
@@ -42,26 +42,11 @@ SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-
 _RETRIABLE = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
 
-class PostgresOptions(ConnectorOptions):
-    dsn: SecretStr | None = Field(default=None, description="postgresql://user:password@host:port/db")
-    host: str | None = None
-    port: int = Field(default=5432, ge=1, le=65535)
-    database: str | None = None
-    user: str | None = None
-    password: SecretStr | None = None
+class PostgresOptions(ServerOptions):
+    default_port = 5432
+
     sslmode: SslMode | None = None
     db_schema: str = Field(default="public", alias="schema", min_length=1)
-    connect_timeout: int = Field(default=10, ge=1)
-
-    @model_validator(mode="after")
-    def _dsn_or_host(self) -> PostgresOptions:
-        if self.dsn is None and self.host is None:
-            msg = "set `dsn:` or `host:` (with database, user and password)"
-            raise ValueError(msg)
-        if self.dsn is not None and self.host is not None:
-            msg = "set either `dsn:` or `host:`, not both"
-            raise ValueError(msg)
-        return self
 
     def uri(self) -> str:
         """The connection URI (contains the password: never print it)."""
@@ -71,14 +56,12 @@ class PostgresOptions(ConnectorOptions):
             auth = quote(self.user or "", safe="")
             if self.password is not None:
                 auth += ":" + quote(self.password.get_secret_value(), safe="")
-            base = f"postgresql://{auth}{'@' if auth else ''}{self.host}:{self.port}/{quote(self.database or '')}"
+            port = self.port or self.default_port
+            base = f"postgresql://{auth}{'@' if auth else ''}{self.host}:{port}/{quote(self.database or '')}"
         params = [f"connect_timeout={self.connect_timeout}", "application_name=conduit"]
         if self.sslmode:
             params.append(f"sslmode={self.sslmode}")
         return base + ("&" if "?" in base else "?") + "&".join(params)
-
-    def secrets(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.password, self.dsn) if s is not None]
 
 
 def _sqlstate(exc: BaseException) -> str:

@@ -30,6 +30,8 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "duckdb": "conduit_core.connectors.duckdb:DuckDBSource",
         "sqlite": "conduit_core.connectors.sqlite:SQLiteSource",
         "postgresql": "conduit_core.connectors.postgresql:PostgresSource",
+        "mysql": "conduit_core.connectors.mysql:MySQLSource",
+        "mariadb": "conduit_core.connectors.mysql:MySQLSource",
     },
     "destination": {
         "csv": "conduit_core.connectors.csv:CsvDestination",
@@ -39,6 +41,8 @@ _BUILTIN: dict[Kind, dict[str, str]] = {
         "duckdb": "conduit_core.connectors.duckdb:DuckDBDestination",
         "sqlite": "conduit_core.connectors.sqlite:SQLiteDestination",
         "postgresql": "conduit_core.connectors.postgresql:PostgresDestination",
+        "mysql": "conduit_core.connectors.mysql:MySQLDestination",
+        "mariadb": "conduit_core.connectors.mysql:MySQLDestination",
     },
 }
 _GROUP: dict[Kind, str] = {"source": "conduit.sources", "destination": "conduit.destinations"}

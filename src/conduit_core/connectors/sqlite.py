@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
+from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.sql import SqlDestination, quote_ident
 from conduit_core.errors import ConfigError, DataError, FatalError
@@ -63,22 +64,6 @@ def arrow_type_for(declared: str | None) -> pa.DataType | None:
     if text == "BLOB":
         return pa.binary()
     return None
-
-
-def _column(name: str, values: tuple[Any, ...], declared: pa.DataType | None) -> pa.Array:
-    try:
-        if declared is None:
-            array = pa.array(values)
-            # An all-NULL first batch would fix the column to type null.
-            return array.cast(pa.string()) if pa.types.is_null(array.type) else array
-        if pa.types.is_decimal(declared) or pa.types.is_temporal(declared):
-            return pc.cast(pa.array(values, pa.string()), declared)
-        if pa.types.is_boolean(declared):  # stored as 0/1
-            return pc.cast(pa.array(values, pa.int64()), declared)
-        return pa.array(values, declared)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        msg = f"values do not match the column's declared type {declared}: {exc}"
-        raise DataError(msg, column=name, hint="fix the stored values, or read the column through `query:`") from exc
 
 
 class SQLiteSourceOptions(ConnectorOptions):
@@ -143,17 +128,8 @@ class SQLiteSource(BaseSource):
             schema: pa.Schema | None = None
             row = 0
             while rows := cursor.fetchmany(request.batch_size):
-                columns = list(zip(*rows, strict=True))
-                arrays = [_column(n, col, typ) for n, col, typ in zip(names, columns, declared, strict=True)]
-                data = pa.RecordBatch.from_arrays(arrays, names=names)
-                if schema is None:
-                    schema = data.schema
-                elif not data.schema.equals(schema):
-                    try:
-                        data = data.cast(schema)
-                    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-                        msg = f"a later batch does not fit the types of the first ({exc})"
-                        raise DataError(msg, row=row + 1, hint="cast the columns in `query:`") from exc
+                data = rows_to_batch(rows, names, declared, schema, row + 1)
+                schema = data.schema
                 row += data.num_rows
                 yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
         finally:

@@ -1,0 +1,386 @@
+"""MySQL / MariaDB source (unbuffered cursor) and destination (LOAD DATA LOCAL INFILE).
+
+Each batch is rendered to a CSV file by DuckDB (every value quoted, NULL as
+the bare word NULL, which LOAD DATA reads as NULL) and loaded with
+``LOAD DATA LOCAL INFILE``. With LOCAL the server downgrades bad values to
+warnings and keeps going (it would silently truncate), so every load's
+warnings are read back and any warning fails the load.
+
+MySQL DDL commits implicitly, so atomicity comes from staging tables:
+``append`` loads inside one InnoDB transaction; ``full_refresh`` loads a
+staging table and swaps it in with one atomic ``RENAME TABLE``; ``merge`` loads
+a staging table and upserts with ``INSERT ... ON DUPLICATE KEY UPDATE`` in one
+transaction (the last occurrence of a key in the load wins).
+
+Type mapping (Arrow -> MySQL): bool BOOLEAN; int8 TINYINT; int16 SMALLINT;
+int32 INT; int64 BIGINT; uint64 BIGINT UNSIGNED; float32 FLOAT; float64 DOUBLE;
+decimal(p,s) DECIMAL(p,s) (p <= 65); strings LONGTEXT (VARCHAR(768) when part
+of a primary key); binary LONGBLOB; date DATE; timestamp DATETIME(6) (zoned
+values converted to UTC); time TIME(6); lists and structs JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import model_validator
+
+from conduit_core.batch import Batch
+from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
+from conduit_core.connectors.dbapi import rows_to_batch
+from conduit_core.connectors.server import ServerOptions
+from conduit_core.errors import ConduitError, ConfigError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.observe.redact import redact
+
+# Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
+_RETRIABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1213, 1205, 1053, 1927}
+_DATA_CODES = {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1416, 3140}
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class MySQLOptions(ServerOptions):
+    default_port = 3306
+
+    charset: str = "utf8mb4"
+
+
+def translate(exc: BaseException, what: str, options: MySQLOptions) -> ConduitError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc), options.secrets())
+    message = f"MySQL {what} failed{f' (error {code})' if code else ''}: {text}"
+    if code in _RETRIABLE_CODES:
+        return ConnectionError(message, hint="check that the server is reachable; the load is retried")
+    if code in _DATA_CODES:
+        return DataError(message, hint="fix the offending values in the source")
+    return FatalError(message)
+
+
+def connect(options: MySQLOptions, **extra: Any) -> Any:
+    try:
+        import pymysql
+    except ImportError as exc:
+        raise MissingDriverError("pymysql", "mysql", "the MySQL connector") from exc
+    parts = options.parts()
+    try:
+        return pymysql.connect(host=parts["host"], port=parts["port"], user=parts["user"],
+                               password=parts["password"] or "", database=parts["database"],
+                               charset=options.charset, connect_timeout=options.connect_timeout, **extra)
+    except pymysql.Error as exc:
+        raise translate(exc, "connection", options) from None
+
+
+class MySQLSourceOptions(MySQLOptions):
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> MySQLSourceOptions:
+        if self.table and self.query:
+            msg = "set either table or query, not both"
+            raise ValueError(msg)
+        return self
+
+
+def _declared(description: tuple[Any, ...]) -> list[pa.DataType | None]:
+    from pymysql.constants import FIELD_TYPE as T
+
+    ints = {T.TINY, T.SHORT, T.LONG, T.INT24, T.LONGLONG, T.YEAR}
+    out: list[pa.DataType | None] = []
+    for _, code, _, _, precision, scale, _ in description:
+        if code in (T.DECIMAL, T.NEWDECIMAL):
+            digits = int(precision or 0) - (1 if scale else 0) - 1  # display size counts sign and point
+            out.append(pa.decimal128(min(max(digits, int(scale or 0), 1), 38), int(scale or 0)))
+        elif code in ints:
+            out.append(pa.int64())
+        elif code in (T.FLOAT, T.DOUBLE):
+            out.append(pa.float64())
+        elif code in (T.DATE, T.NEWDATE):
+            out.append(pa.date32())
+        elif code in (T.DATETIME, T.TIMESTAMP):
+            out.append(pa.timestamp("us"))
+        elif code == T.JSON:
+            out.append(pa.string())
+        else:
+            out.append(None)
+    return out
+
+
+class MySQLSource(BaseSource):
+    """Streams a table or query through an unbuffered (server-side) cursor."""
+
+    Options = MySQLSourceOptions
+    options: MySQLSourceOptions
+
+    def _sql(self, request: ReadRequest) -> str:
+        if request.query or self.options.query:
+            return str(request.query or self.options.query)
+        if not self.options.table:
+            msg = "the MySQL source needs `table:` or `query:` (or the resource needs `query:`)"
+            raise ConfigError(msg)
+        return f"SELECT * FROM {quote_ident(self.options.table)}"
+
+    def test_connection(self) -> bool:
+        connect(self.options).close()
+        return True
+
+    def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        import pymysql
+
+        con = connect(self.options, cursorclass=pymysql.cursors.SSCursor)
+        try:
+            with con.cursor() as cur:
+                try:
+                    cur.execute(self._sql(request))
+                except pymysql.Error as exc:
+                    raise translate(exc, "query", self.options) from None
+                names = [d[0] for d in cur.description]
+                declared = _declared(cur.description)
+                schema: pa.Schema | None = None
+                row = 0
+                while True:
+                    try:
+                        rows = cur.fetchmany(request.batch_size)
+                    except pymysql.Error as exc:
+                        raise translate(exc, "read", self.options) from None
+                    if not rows:
+                        break
+                    data = rows_to_batch(rows, names, declared, schema, row + 1)
+                    schema = data.schema
+                    row += data.num_rows
+                    yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+        finally:
+            with contextlib.suppress(Exception):
+                con.close()
+
+
+def mysql_type(field: pa.Field, key: bool = False) -> str:
+    t = field.type
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    simple = {pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT",
+              pa.uint8(): "TINYINT UNSIGNED", pa.uint16(): "SMALLINT UNSIGNED", pa.uint32(): "INT UNSIGNED",
+              pa.uint64(): "BIGINT UNSIGNED", pa.float16(): "FLOAT", pa.float32(): "FLOAT", pa.float64(): "DOUBLE",
+              pa.date32(): "DATE", pa.date64(): "DATE"}
+    if t in simple:
+        return simple[t]
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({min(t.precision, 65)},{min(t.scale, 30)})"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR(768)" if key else "LONGTEXT"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "VARBINARY(3072)" if key else "LONGBLOB"
+    if pa.types.is_timestamp(t):
+        return "DATETIME(6)"
+    if pa.types.is_time(t):
+        return "TIME(6)"
+    if pa.types.is_nested(t):
+        return "JSON"
+    msg = f"no MySQL type for Arrow type {t}"
+    raise DataError(msg, column=field.name, hint="cast the column in the source")
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Values as LOAD DATA reads them: booleans 0/1, zoned timestamps in UTC."""
+    arrays = []
+    for array in batch.columns:
+        if pa.types.is_boolean(array.type):
+            array = pc.cast(array, pa.int8())  # noqa: PLW2901
+        elif pa.types.is_timestamp(array.type) and array.type.tz:
+            array = pc.cast(pc.cast(array, pa.timestamp(array.type.unit, "UTC")),  # noqa: PLW2901
+                            pa.timestamp(array.type.unit))
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+class MySQLDestinationOptions(MySQLOptions):
+    pass
+
+
+class MySQLDestination(BaseDestination):
+    """LOAD DATA LOCAL INFILE per batch; staging tables for full_refresh and merge."""
+
+    Options = MySQLDestinationOptions
+    options: MySQLDestinationOptions
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True)
+
+    def test_connection(self) -> bool:
+        connect(self.options).close()
+        return True
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        try:
+            with self._con.cursor() as cur:
+                cur.execute(sql, params or None)
+                return list(cur.fetchall())
+        except pymysql.Error as exc:
+            raise translate(exc, "statement", self.options) from None
+
+    def _columns(self, table: str) -> list[str] | None:
+        rows = self._run("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+                         "AND table_name = %s ORDER BY ordinal_position", (table,))
+        return [r[0] for r in rows] or None
+
+    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+        super().begin(target, schema)
+        import duckdb
+
+        self._table = target.table or target.resource
+        self._con = connect(self.options, local_infile=True, autocommit=False)
+        self._run("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        self._duck = duckdb.connect()
+        self._tmp = Path(tempfile.mkdtemp(prefix="conduit-mysql-"))
+        existing = self._columns(self._table)
+        if existing is None:
+            self._create(self._table, schema, target.primary_key if target.mode is WriteMode.MERGE else ())
+        else:
+            missing = [n for n in schema.names if n not in existing]
+            if missing:
+                msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
+                raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
+        self._load_into = self._table
+        if target.mode is not WriteMode.APPEND:
+            if target.mode is WriteMode.MERGE:
+                self._check_key(target)
+            self._load_into = f"_conduit_stage_{uuid.uuid4().hex[:16]}"
+            like = self._columns(self._table) if target.mode is WriteMode.FULL_REFRESH else None
+            if like is not None:
+                self._run(f"CREATE TABLE {quote_ident(self._load_into)} LIKE {quote_ident(self._table)}")
+            else:
+                self._create(self._load_into, schema, (), sequence=True)
+        self._run("START TRANSACTION")
+
+    def _create(self, table: str, schema: pa.Schema, key: tuple[str, ...], *, sequence: bool = False) -> None:
+        columns = [f"{quote_ident(f.name)} {mysql_type(f, f.name in key)}" for f in schema]
+        if key:
+            columns.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
+        if sequence:  # insertion order of the staging rows, so the last occurrence of a key wins
+            columns.append("`_conduit_seq` BIGINT AUTO_INCREMENT PRIMARY KEY")
+        self._run(f"CREATE TABLE {quote_ident(table)} ({', '.join(columns)}) ENGINE=InnoDB "
+                  "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+
+    def _check_key(self, target: WriteTarget) -> None:
+        for key in target.primary_key:
+            if key not in self.schema.names:
+                msg = f"primary_key column {key!r} is not in the data; columns: {self.schema.names}"
+                raise DataError(msg, hint="fix primary_key on the resource")
+        rows = self._run("SELECT index_name, column_name FROM information_schema.statistics WHERE "
+                         "table_schema = DATABASE() AND table_name = %s AND non_unique = 0", (self._table,))
+        indexes: dict[str, set[str]] = {}
+        for index, column in rows:
+            indexes.setdefault(index, set()).add(column)
+        if set(target.primary_key) not in indexes.values():
+            msg = f"merge needs a primary key or unique index on {list(target.primary_key)} of table {self._table!r}"
+            raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
+
+    def write_batch(self, batch: Batch) -> int:
+        import pymysql
+
+        if self.target.mode is WriteMode.MERGE:
+            for key in self.target.primary_key:
+                if nulls := batch.data.column(key).null_count:
+                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
+                    raise DataError(msg, column=key, row=batch.first_row, hint="filter or fix those rows")
+        if batch.num_rows == 0:
+            return 0
+        path = self._tmp / "batch.csv"
+        data = _csv_ready(batch.data)
+        self._duck.register("_conduit_batch", data)
+        try:
+            select = ", ".join(
+                f"hex({_dq(f.name)})" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+                else (f"to_json({_dq(f.name)})" if pa.types.is_nested(f.type) else _dq(f.name)) for f in data.schema)
+            self._duck.execute(f"COPY (SELECT {select} FROM _conduit_batch) TO '{path}' (FORMAT csv, HEADER false, "
+                               "NULLSTR 'NULL', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *, DELIMITER ',')")
+        finally:
+            self._duck.unregister("_conduit_batch")
+        variables = ", ".join(f"@c{i}" for i in range(data.num_columns))
+        sets = ", ".join(
+            f"{quote_ident(f.name)} = " + (f"UNHEX(@c{i})" if pa.types.is_binary(f.type) else f"@c{i}")
+            for i, f in enumerate(data.schema))
+        sql = (f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote_ident(self._load_into)} CHARACTER SET utf8mb4 "
+               "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
+               f"({variables}) SET {sets}")
+        try:
+            with self._con.cursor() as cur:
+                loaded = cur.execute(sql, (str(path),))
+        except pymysql.Error as exc:
+            raise translate(exc, "LOAD DATA", self.options) from None
+        warnings = self._con.show_warnings()
+        if warnings:
+            first = warnings[0]
+            msg = (f"MySQL rejected values ({len(warnings)} warning(s); first: {first[2]}); LOAD DATA LOCAL "
+                   f"would keep altered values, so the load is rolled back")
+            raise DataError(msg, row=batch.first_row, hint="rows are numbered within the batch that starts at "
+                            f"source row {batch.first_row}; fix the values or widen the column")
+        if loaded != batch.num_rows:
+            msg = f"LOAD DATA loaded {loaded} rows of {batch.num_rows}"
+            raise DataError(msg, row=batch.first_row)
+        return batch.num_rows
+
+    def commit(self) -> None:
+        table, stage = quote_ident(self._table), quote_ident(self._load_into)
+        cols = ", ".join(quote_ident(n) for n in self.schema.names)
+        if self.target.mode is WriteMode.MERGE:
+            updates = ", ".join(f"{quote_ident(n)} = VALUES({quote_ident(n)})" for n in self.schema.names
+                                if n not in self.target.primary_key) or \
+                f"{quote_ident(self.target.primary_key[0])} = {quote_ident(self.target.primary_key[0])}"
+            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY `_conduit_seq` "
+                      f"ON DUPLICATE KEY UPDATE {updates}")
+        self._commit()
+        if self.target.mode is WriteMode.FULL_REFRESH:
+            old = quote_ident(f"_conduit_old_{uuid.uuid4().hex[:16]}")
+            # One RENAME TABLE statement swaps both names atomically for readers.
+            self._run(f"RENAME TABLE {table} TO {old}, {stage} TO {table}")
+            self._run(f"DROP TABLE {old}")
+        elif self.target.mode is WriteMode.MERGE:
+            self._run(f"DROP TABLE {stage}")
+
+    def _commit(self) -> None:
+        import pymysql
+
+        try:
+            self._con.commit()
+        except pymysql.Error as exc:
+            error = translate(exc, "commit", self.options)
+            msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
+            raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
+
+    def abort(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is None:
+            return
+        with contextlib.suppress(Exception):
+            con.rollback()
+        stage = getattr(self, "_load_into", None)
+        if stage and stage != getattr(self, "_table", None):
+            with contextlib.suppress(Exception), con.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_ident(stage)}")
+
+    def close(self) -> None:
+        for name in ("_con", "_duck"):
+            handle = getattr(self, name, None)
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.close()
+                setattr(self, name, None)
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
