@@ -83,3 +83,40 @@ class BatchPipe:
             with contextlib.suppress(queue.Full):
                 self._queue.put(_AbortedError("load aborted"), timeout=5)
         self._thread.join(timeout=30)
+
+
+class SerialWorker:
+    """Run submitted jobs one after another in a background thread (bounded backlog).
+
+    A job's error is raised in the submitting thread at the next ``submit`` or at
+    ``join``; after an error no further job runs.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="conduit-worker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # noqa: BLE001 - handed to the submitting thread
+                    self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._check()
+        self._queue.put(job)
+
+    def join(self) -> None:
+        """Wait for every submitted job; raise the first error."""
+        self._queue.put(None)
+        self._thread.join()
+        self._check()

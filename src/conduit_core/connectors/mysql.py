@@ -22,6 +22,7 @@ values converted to UTC); time TIME(6); lists and structs JSON.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 from pydantic import model_validator
 
 from conduit_core.batch import Batch
+from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
@@ -42,6 +44,7 @@ from conduit_core.observe.redact import redact
 # Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
 _RETRIABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1213, 1205, 1053, 1927}
 _DATA_CODES = {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1416, 3140}
+_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def quote_ident(name: str) -> str:
@@ -241,6 +244,10 @@ class MySQLDestination(BaseDestination):
         self._run("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
         self._duck = duckdb.connect()
         self._tmp = Path(tempfile.mkdtemp(prefix="conduit-mysql-"))
+        self._chunk = self._tmp / "chunk.csv"
+        self._chunk_rows = 0
+        self._chunk_first_row = 1
+        self._loader = SerialWorker()
         existing = self._columns(self._table)
         if existing is None:
             self._create(self._table, schema, target.primary_key if target.mode is WriteMode.MERGE else ())
@@ -285,7 +292,6 @@ class MySQLDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
-        import pymysql
 
         if self.target.mode is WriteMode.MERGE:
             for key in self.target.primary_key:
@@ -294,6 +300,8 @@ class MySQLDestination(BaseDestination):
                     raise DataError(msg, column=key, row=batch.first_row, hint="filter or fix those rows")
         if batch.num_rows == 0:
             return 0
+        if self._chunk_rows == 0:
+            self._chunk_first_row = batch.first_row
         path = self._tmp / "batch.csv"
         data = _csv_ready(batch.data)
         self._duck.register("_conduit_batch", data)
@@ -301,35 +309,67 @@ class MySQLDestination(BaseDestination):
             select = ", ".join(
                 f"hex({_dq(f.name)})" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
                 else (f"to_json({_dq(f.name)})" if pa.types.is_nested(f.type) else _dq(f.name)) for f in data.schema)
+            # Text is always quoted, so a bare NULL can only mean NULL; numbers and dates stay bare,
+            # which MySQL parses faster.
+            quoted = ", ".join(_dq(f.name) for f in data.schema if _is_text(f.type))
+            force = f", FORCE_QUOTE ({quoted})" if quoted else ""
             self._duck.execute(f"COPY (SELECT {select} FROM _conduit_batch) TO '{path}' (FORMAT csv, HEADER false, "
-                               "NULLSTR 'NULL', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *, DELIMITER ',')")
+                               f"NULLSTR 'NULL', QUOTE '\"', ESCAPE '\"', DELIMITER ','{force})")
         finally:
             self._duck.unregister("_conduit_batch")
-        variables = ", ".join(f"@c{i}" for i in range(data.num_columns))
-        sets = ", ".join(
-            f"{quote_ident(f.name)} = " + (f"UNHEX(@c{i})" if pa.types.is_binary(f.type) else f"@c{i}")
-            for i, f in enumerate(data.schema))
-        sql = (f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote_ident(self._load_into)} CHARACTER SET utf8mb4 "
-               "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
-               f"({variables}) SET {sets}")
-        try:
-            with self._con.cursor() as cur:
-                loaded = cur.execute(sql, (str(path),))
-        except pymysql.Error as exc:
-            raise translate(exc, "LOAD DATA", self.options) from None
-        warnings = self._con.show_warnings()
-        if warnings:
-            first = warnings[0]
-            msg = (f"MySQL rejected values ({len(warnings)} warning(s); first: {first[2]}); LOAD DATA LOCAL "
-                   f"would keep altered values, so the load is rolled back")
-            raise DataError(msg, row=batch.first_row, hint="rows are numbered within the batch that starts at "
-                            f"source row {batch.first_row}; fix the values or widen the column")
-        if loaded != batch.num_rows:
-            msg = f"LOAD DATA loaded {loaded} rows of {batch.num_rows}"
-            raise DataError(msg, row=batch.first_row)
+        # Batches are gathered into files of ~16 MB, each loaded by a background thread
+        # while the next is rendered: the server's work overlaps with ours.
+        with path.open("rb") as part, self._chunk.open("ab") as chunk:
+            shutil.copyfileobj(part, chunk)
+        self._chunk_rows += batch.num_rows
+        if self._chunk.stat().st_size >= _CHUNK_BYTES:
+            self._submit_chunk()
         return batch.num_rows
 
+    def _submit_chunk(self) -> None:
+        if self._chunk_rows == 0:
+            return
+        chunk = self._chunk.with_name(f"chunk-{self._chunk_first_row}.csv")
+        self._chunk.rename(chunk)
+        rows, first = self._chunk_rows, self._chunk_first_row
+        self._chunk_rows = 0
+        self._loader.submit(lambda: self._load_chunk(chunk, rows, first))
+
+    def _load_chunk(self, chunk: Path, expected: int, first_row: int) -> None:
+        import pymysql
+
+        schema = self.schema
+        if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in schema):
+            columns = ", ".join(f"@c{i}" for i in range(len(schema)))
+            sets = " SET " + ", ".join(
+                f"{quote_ident(f.name)} = " + (f"UNHEX(@c{i})" if pa.types.is_binary(f.type)
+                                               or pa.types.is_large_binary(f.type) else f"@c{i}")
+                for i, f in enumerate(schema))
+        else:
+            columns, sets = ", ".join(quote_ident(n) for n in schema.names), ""
+        sql = (f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote_ident(self._load_into)} CHARACTER SET utf8mb4 "
+               "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
+               f"({columns}){sets}")
+        try:
+            with self._con.cursor() as cur:
+                loaded = cur.execute(sql, (str(chunk),))
+        except pymysql.Error as exc:
+            raise translate(exc, "LOAD DATA", self.options) from None
+        finally:
+            chunk.unlink(missing_ok=True)
+        warnings = self._con.show_warnings()
+        if warnings:
+            msg = (f"MySQL rejected values ({len(warnings)} warning(s); first: {warnings[0][2]}); LOAD DATA LOCAL "
+                   "would keep altered values, so the load is rolled back")
+            raise DataError(msg, row=first_row, hint="MySQL numbers rows from the chunk that starts at source row "
+                            f"{first_row}; fix the values or widen the column")
+        if loaded != expected:
+            msg = f"LOAD DATA loaded {loaded} rows of {expected}"
+            raise DataError(msg, row=first_row)
+
     def commit(self) -> None:
+        self._submit_chunk()
+        self._loader.join()
         table, stage = quote_ident(self._table), quote_ident(self._load_into)
         cols = ", ".join(quote_ident(n) for n in self.schema.names)
         if self.target.mode is WriteMode.MERGE:
@@ -358,6 +398,10 @@ class MySQLDestination(BaseDestination):
             raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
 
     def abort(self) -> None:
+        loader = getattr(self, "_loader", None)
+        if loader is not None:
+            with contextlib.suppress(BaseException):  # its error is the one being handled already
+                loader.join()
         con = getattr(self, "_con", None)
         if con is None:
             return
@@ -377,9 +421,12 @@ class MySQLDestination(BaseDestination):
                 setattr(self, name, None)
         tmp = getattr(self, "_tmp", None)
         if tmp is not None:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+                or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_nested(t))
 
 
 def _dq(name: str) -> str:
