@@ -136,3 +136,28 @@ def test_full_refresh_killed_half_way_keeps_the_old_table(tmp_path: Path, cli: C
     assert _checksum(mysql, "refreshed") == old
     _ok(cli("run", "refresh", "--no-progress"))
     assert _checksum(mysql, "refreshed")[:2] == (300_000, 300_000 * 300_001 // 2)
+
+
+def test_binary_nested_and_special_values(tmp_path: Path, cli: CliRunner, mysql: Any, mysql_dsn: str,
+                                          write_config: Callable[[str], Path]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "b": pa.array([b"\x00\xff", b"", None], pa.binary()),
+        "tags": pa.array([["a", "b"], [], None], pa.list_(pa.string())),
+        "s": pa.array(["NULL", "", None]),  # the string 'NULL' must stay a string
+        "flag": pa.array([True, False, None]),
+    })
+    pq.write_table(table, tmp_path / "in.parquet")
+    dsn = _config(mysql, mysql_dsn).split('dsn: "', 1)[1].split('"', 1)[0]
+    write_config(f"""\
+    sources: [{{name: p, type: parquet, path: in.parquet}}]
+    destinations: [{{name: myd, type: mysql, dsn: "{dsn}"}}]
+    resources: [{{name: odd, source: p, destination: myd, table: odd}}]
+    """)
+    _ok(cli("run", "--no-progress"))
+    rows = _query(mysql, "SELECT id, HEX(b), tags, s, flag FROM odd ORDER BY id")
+    assert [(r[0], r[1], json.loads(r[2]) if r[2] else None, r[3], r[4]) for r in rows] == [
+        (1, "00FF", ["a", "b"], "NULL", 1), (2, "", [], "", 0), (3, None, None, None, None)]

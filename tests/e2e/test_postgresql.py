@@ -270,3 +270,20 @@ def test_passwords_never_reach_output_or_manifest(tmp_path: Path, cli: CliRunner
     for path in manifests:
         if path.is_file():
             assert b"s3cr3t" not in path.read_bytes(), path
+
+
+def test_server_refusals_are_not_retried(tmp_path: Path, cli: CliRunner, postgres_dsn: str,
+                                         write_config: Callable[[str], Path]) -> None:
+    _csv(tmp_path / "in.csv", 5)
+    base = postgres_dsn.rsplit("/", 1)[0]
+    write_config(f"""\
+    sources: [{{name: csv, type: csv, path: in.csv}}]
+    destinations: [{{name: pgd, type: postgresql, dsn: "{base}/no_such_database_here"}}]
+    resources: [{{name: load, source: csv, destination: pgd}}]
+    """)
+    result = cli("run", "--no-progress", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)["resources"][0]
+    assert report["retries"] == 0
+    assert "no_such_database_here" in report["error"]
+    assert report["error_type"] == "FatalError"

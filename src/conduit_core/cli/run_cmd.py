@@ -33,7 +33,7 @@ def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_si
         print_json(result.to_dict())
     else:
         out.print(result_table(result))
-        if dry_run:
+        if dry_run and result.status is not Status.FAILED:
             out.print("Dry run: configuration valid and connections open; nothing was written.")
     for r in result.resources:
         if r.status is Status.FAILED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from conduit_core.connectors.registry import ConnectorInfo
@@ -35,7 +36,7 @@ def result_table(result: RunResult) -> Table:
     for r in result.resources:
         table.add_row(r.resource, _status(str(r.status)), f"{r.rows_read:,}", f"{r.rows_written:,}",
                       f"{r.rows_dlq:,}", f"{r.rows_filtered:,}", str(r.batches), f"{r.duration_s:.2f}",
-                      r.error or "")
+                      escape(r.error or ""))
     return table
 
 

@@ -27,7 +27,7 @@ def column(name: str, values: Sequence[Any], declared: pa.DataType | None) -> pa
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             # e.g. SQLite's ISO text for timestamps/decimals, 0/1 for booleans
             return pc.cast(pa.array(values), declared)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
         msg = f"values do not match the column's type {declared}: {exc}"
         raise DataError(msg, column=name, hint="cast the column in the source query") from exc
 

@@ -62,7 +62,7 @@ def translate(exc: BaseException, what: str, options: MySQLOptions) -> ConduitEr
     text = redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc), options.secrets())
     message = f"MySQL {what} failed{f' (error {code})' if code else ''}: {text}"
     if code in _RETRIABLE_CODES:
-        return ConnectionError(message, hint="check that the server is reachable; the load is retried")
+        return ConnectionError(message, hint="a transient error: the load is redone as set by `retries:`")
     if code in _DATA_CODES:
         return DataError(message, hint="fix the offending values in the source")
     return FatalError(message)
@@ -255,7 +255,7 @@ class MySQLDestination(BaseDestination):
             missing = [n for n in schema.names if n not in existing]
             if missing:
                 msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
-                raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
+                raise DataError(msg, hint="add the columns to the table (ALTER TABLE ... ADD COLUMN), or drop it")
         self._load_into = self._table
         if target.mode is not WriteMode.APPEND:
             if target.mode is WriteMode.MERGE:
@@ -307,8 +307,9 @@ class MySQLDestination(BaseDestination):
         self._duck.register("_conduit_batch", data)
         try:
             select = ", ".join(
-                f"hex({_dq(f.name)})" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
-                else (f"to_json({_dq(f.name)})" if pa.types.is_nested(f.type) else _dq(f.name)) for f in data.schema)
+                f"hex({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+                else (f"to_json({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_nested(f.type) else _dq(f.name))
+                for f in data.schema)
             # Text is always quoted, so a bare NULL can only mean NULL; numbers and dates stay bare,
             # which MySQL parses faster.
             quoted = ", ".join(_dq(f.name) for f in data.schema if _is_text(f.type))

@@ -23,7 +23,7 @@ duration                    interval
 arrow.uuid                  uuid
 arrow.json                  jsonb
 list<T>                     T[]
-struct, map                 jsonb (written as JSON text)
+month_day_nano_interval     interval
 ==========================  ===========================
 
 PostgreSQL -> Arrow (sources) follows the ADBC driver, plus: numeric(p,s)
@@ -50,8 +50,7 @@ _SIMPLE: list[tuple[object, str]] = [
     (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t), "bytea"),
     (pa.types.is_date, "date"),
     (pa.types.is_time, "time"),
-    (pa.types.is_duration, "interval"),
-    (lambda t: pa.types.is_struct(t) or pa.types.is_map(t), "jsonb"),
+    (lambda t: pa.types.is_duration(t) or pa.types.is_interval(t), "interval"),
 ]
 
 
@@ -94,7 +93,12 @@ def normalize_column(field: pa.Field, array: pa.Array | pa.ChunkedArray) -> tupl
             if precision <= 38:
                 target = pa.decimal128(precision, scale)
                 # 'NaN' and infinities have no decimal form: they fail loudly instead of becoming NULL.
-                return plain.with_type(target), pc.cast(storage, target)
+                try:
+                    return plain.with_type(target), pc.cast(storage, target)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    msg = f"a numeric({precision},{scale}) value has no decimal form (NaN or infinity?): {exc}"
+                    raise DataError(msg, column=field.name,
+                                    hint="cast the column to float8 or text in the source query") from exc
         return plain.with_type(pa.string()), storage
     if type_name in {"json", "jsonb"}:
         storage = array.storage if hasattr(array, "storage") else array

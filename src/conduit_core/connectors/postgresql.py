@@ -48,6 +48,13 @@ class PostgresOptions(ServerOptions):
     sslmode: SslMode | None = None
     db_schema: str = Field(default="public", alias="schema", min_length=1)
 
+    @model_validator(mode="after")
+    def _url_dsn(self) -> PostgresOptions:
+        if self.dsn is not None and not self.dsn.get_secret_value().startswith(("postgresql://", "postgres://")):
+            msg = "dsn must be a URL: postgresql://user:password@host:port/database"
+            raise ValueError(msg)
+        return self
+
     def uri(self) -> str:
         """The connection URI (contains the password: never print it)."""
         if self.dsn is not None:
@@ -68,13 +75,24 @@ def _sqlstate(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", "") or "")
 
 
+_TRANSIENT_TEXT = ("connection refused", "timeout expired", "server closed the connection", "connection reset",
+                   "could not translate host name", "terminating connection", "no route to host", "broken pipe")
+
+
+def _transient(text: str) -> bool:
+    """Without a SQLSTATE (ADBC gives none on connect): network trouble is transient, a refusal
+    by the server (bad password, unknown database or role) is not."""
+    lowered = text.lower()
+    return any(t in lowered for t in _TRANSIENT_TEXT)
+
+
 def translate(exc: BaseException, what: str, options: PostgresOptions) -> ConduitError:
     """A conduit error for a driver error: retriable, data or fatal, secrets masked."""
     state = _sqlstate(exc)
     text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, options.secrets())
     message = f"PostgreSQL {what} failed{f' (SQLSTATE {state})' if state else ''}: {text}"
-    if state.startswith(_RETRIABLE) or (not state and "connect" in text.lower()):
-        return ConnectionError(message, hint="check that the server is reachable; the load is retried")
+    if state.startswith(_RETRIABLE) or (not state and _transient(text)):
+        return ConnectionError(message, hint="a transient error: the load is redone as set by `retries:`")
     if state[:2] in {"22", "23"}:
         return DataError(message, hint="fix the offending values in the source")
     return FatalError(message)
@@ -232,7 +250,7 @@ class PostgresDestination(BaseDestination):
             missing = [n for n in schema.names if n not in existing]
             if missing:
                 msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
-                raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
+                raise DataError(msg, hint="add the columns to the table (ALTER TABLE ... ADD COLUMN), or drop it")
         if target.mode is WriteMode.MERGE:
             self._check_key(target)
         # A fresh, generated name: ADBC's COPY never sees user-supplied identifiers.

@@ -26,9 +26,11 @@ class ServerOptions(ConnectorOptions):
         if self.dsn is None and self.host is None:
             msg = "set `dsn:` or `host:` (with database, user and password)"
             raise ValueError(msg)
-        if self.dsn is not None and self.host is not None:
-            msg = "set either `dsn:` or `host:`, not both"
-            raise ValueError(msg)
+        if self.dsn is not None:
+            extra = [k for k in ("host", "port", "database", "user", "password") if getattr(self, k) is not None]
+            if extra:
+                msg = f"`dsn:` already says where to connect; remove {', '.join(extra)} (or drop `dsn:`)"
+                raise ValueError(msg)
         return self
 
     def secrets(self) -> list[str]:

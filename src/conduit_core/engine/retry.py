@@ -27,7 +27,7 @@ def retrying(config: RetryConfig, resource: str) -> Retrying:
 
     return Retrying(
         stop=stop_after_attempt(config.attempts),
-        wait=wait_exponential_jitter(initial=config.initial_wait, max=config.max_wait),
+        wait=wait_exponential_jitter(multiplier=config.initial_wait, max=config.max_wait),
         retry=retry_if_exception_type(RetriableError),
         before_sleep=before_sleep,
         reraise=True,

@@ -81,9 +81,10 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         progress.start(resource.name, source.estimate_total_records())
         try:
             stream_resource(source, destination, target, request, result, progress)
-        except RetriableError:
+        except RetriableError as exc:
             if not destination.capabilities.transactional:
-                raise FatalError("a non-transactional destination cannot be retried safely") from None
+                msg = f"{exc.message} (not retried: the destination is not transactional, a redo could double rows)"
+                raise FatalError(msg) from exc
             raise
     finally:
         for connector in (source, destination):
