@@ -1,9 +1,11 @@
 """PostgreSQL source and destination over ADBC (binary COPY both ways, Arrow native).
 
-The destination loads with binary ``COPY`` into a staging table created inside
-the load's transaction (invisible to other sessions), then moves the rows into
-the target with one statement: ``INSERT`` for append, ``TRUNCATE`` + ``INSERT``
-for full_refresh, ``INSERT ... ON CONFLICT DO UPDATE`` for merge. Everything
+The destination loads with binary ``COPY`` inside one transaction. Appends,
+and loads into a table created by this load, COPY straight into the target
+(no other session sees the rows before COMMIT). Replacing or merging into an
+existing table COPYs into a staging table created in the same transaction,
+then moves the rows with one statement: ``TRUNCATE`` + ``INSERT`` for
+full_refresh, ``INSERT ... ON CONFLICT DO UPDATE`` for merge. Everything
 commits at once, so readers see the old table or the new one, never a
 half-loaded or empty one, and a failure leaves the old data untouched.
 """
@@ -244,6 +246,7 @@ class PostgresDestination(BaseDestination):
         self._cur = self._con.cursor()
         self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
         existing = self._columns(self._table)
+        created = existing is None
         if existing is None:
             self._create(self._qualified(self._table), schema, target)
         else:
@@ -253,10 +256,14 @@ class PostgresDestination(BaseDestination):
                 raise DataError(msg, hint="add the columns to the table (ALTER TABLE ... ADD COLUMN), or drop it")
         if target.mode is WriteMode.MERGE:
             self._check_key(target)
-        # A fresh, generated name: ADBC's COPY never sees user-supplied identifiers.
-        self._stage = f"_conduit_stage_{uuid.uuid4().hex[:16]}"
-        self._create(self._qualified(self._stage), schema, None)
-        stage, db_schema = self._stage, self.options.db_schema
+        # Appends, and loads into a table created in this transaction, COPY straight into the
+        # target: nobody else can see those rows before COMMIT. Replacing or merging into an
+        # existing table goes through a staging table so the old rows stay readable meanwhile.
+        direct = target.mode is WriteMode.APPEND or (created and target.mode is WriteMode.FULL_REFRESH)
+        self._stage = None if direct else f"_conduit_stage_{uuid.uuid4().hex[:16]}"
+        if self._stage is not None:
+            self._create(self._qualified(self._stage), schema, None)
+        stage, db_schema = self._stage or self._table, self.options.db_schema
 
         def load(reader: pa.RecordBatchReader) -> None:
             self._cur.adbc_ingest(stage, reader, mode="append", db_schema_name=db_schema)
@@ -309,6 +316,18 @@ class PostgresDestination(BaseDestination):
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise translate(exc, "COPY", self.options) from None
+        if self._stage is not None:
+            self._move_from_stage()
+        try:
+            self._con.commit()
+        except Exception as exc:  # noqa: BLE001
+            # The server may or may not have committed: redoing the load could double it.
+            error = translate(exc, "commit", self.options)
+            msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
+            raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
+
+    def _move_from_stage(self) -> None:
+        assert self._stage is not None
         table, stage = self._qualified(self._table), self._qualified(self._stage)
         cols = ", ".join(quote_ident(n) for n in self.schema.names)
         if self.target.mode is WriteMode.FULL_REFRESH:
@@ -324,13 +343,6 @@ class PostgresDestination(BaseDestination):
         else:
             self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")
         self._run(f"DROP TABLE {stage}")
-        try:
-            self._con.commit()
-        except Exception as exc:  # noqa: BLE001
-            # The server may or may not have committed: redoing the load could double it.
-            error = translate(exc, "commit", self.options)
-            msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
-            raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
 
     def abort(self) -> None:
         pipe, self._pipe = getattr(self, "_pipe", None), None
