@@ -51,6 +51,12 @@ SELECT count(*), sum(id), md5(string_agg(concat_ws('|', id, name, amount, active
 """
 
 
+# This test's own running COPY: a backend of an earlier, killed test may still linger with a COPY as
+# its last statement, so the schema (unique per test) and the state narrow it down.
+_ACTIVE_COPY = ("SELECT {what} FROM pg_stat_activity WHERE application_name = 'conduit' AND state = 'active' "
+                "AND query LIKE 'COPY%%' AND query LIKE %s")
+
+
 def _checksum(pg: Any, table: str) -> tuple[Any, ...]:
     return tuple(pg.execute(_CHECKSUM.format(table=table)).fetchone())
 
@@ -182,8 +188,7 @@ def test_full_refresh_is_atomic_for_readers_and_survives_a_kill(tmp_path: Path, 
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             seen.add(pg.execute("SELECT count(*) FROM refreshed").fetchone()[0])
-            active = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conduit' "
-                                "AND query LIKE 'COPY%'").fetchone()[0]
+            active = pg.execute(_ACTIVE_COPY.format(what="count(*)"), (f"%{pg.schema}%",)).fetchone()[0]
             copying = copying or bool(active)
             if kill and copying:
                 time.sleep(0.3)
@@ -221,8 +226,8 @@ def test_terminated_backend_is_retried_and_loads_exactly_once(tmp_path: Path, pg
     terminated = False
     deadline = time.monotonic() + 120
     while proc.poll() is None and not terminated and time.monotonic() < deadline:
-        row = pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'conduit' "
-                         "AND query LIKE 'COPY%' LIMIT 1").fetchone()
+        row = pg.execute(_ACTIVE_COPY.format(what="pg_terminate_backend(pid)") + " LIMIT 1",
+                         (f"%{pg.schema}%",)).fetchone()
         terminated = bool(row and row[0])
         time.sleep(0.01)
     out, err = proc.communicate(timeout=300)
