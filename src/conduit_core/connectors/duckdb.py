@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field
 
 if TYPE_CHECKING:
     import duckdb
@@ -19,7 +19,7 @@ from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.arrow_pipe import BatchPipe
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
 from conduit_core.connectors.files import check_writable
-from conduit_core.connectors.sql import SqlDestination, quote_ident
+from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, quote_ident, source_sql
 from conduit_core.errors import ConfigError, DataError, FatalError
 
 _LOCK = threading.Lock()
@@ -60,27 +60,14 @@ def _as_views(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch.cast(_view_schema(batch.schema))
 
 
-class DuckDBSourceOptions(ConnectorOptions):
+class DuckDBSourceOptions(TableOrQueryOptions):
     path: ConfigPath = Field(description="database file")
-    table: str | None = None
-    query: str | None = None
     db_schema: str = Field(default="main", alias="schema")
 
-    @model_validator(mode="after")
-    def _table_or_query(self) -> DuckDBSourceOptions:
-        if self.table and self.query:
-            msg = "set either table or query, not both"
-            raise ValueError(msg)
-        return self
 
 
-def select_sql(table: str | None, query: str | None, schema: str, resource_query: str | None) -> str:
-    if resource_query or query:
-        return str(resource_query or query)
-    if not table:
-        msg = "the source needs `table:` or `query:` (or the resource needs `query:`)"
-        raise ConfigError(msg)
-    return f"SELECT * FROM {quote_ident(schema)}.{quote_ident(table)}"
+def _qualified(schema: str, table: str | None) -> str | None:
+    return f"{quote_ident(schema)}.{quote_ident(table)}" if table else None
 
 
 class DuckDBSource(BaseSource):
@@ -103,14 +90,14 @@ class DuckDBSource(BaseSource):
         if self.options.table is None:
             return None
         with self._connection() as con:
-            sql = select_sql(self.options.table, None, self.options.db_schema, None)
+            sql = f"SELECT * FROM {_qualified(self.options.db_schema, self.options.table)}"
             row = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()
         return int(row[0]) if row else None
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
         import duckdb
 
-        sql = select_sql(self.options.table, self.options.query, self.options.db_schema, request.query)
+        sql = source_sql(self.options, request, _qualified(self.options.db_schema, self.options.table), "DuckDB")
         con = self._connection()
         try:
             try:

@@ -31,14 +31,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import model_validator
 
 from conduit_core.batch import Batch
 from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.errors import ConduitError, ConfigError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.connectors.sql import TableOrQueryOptions, check_merge_key, reject_null_keys, source_sql
+from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
 # Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
@@ -82,16 +82,9 @@ def connect(options: MySQLOptions, **extra: Any) -> Any:
         raise translate(exc, "connection", options) from None
 
 
-class MySQLSourceOptions(MySQLOptions):
-    table: str | None = None
-    query: str | None = None
+class MySQLSourceOptions(MySQLOptions, TableOrQueryOptions):
+    pass
 
-    @model_validator(mode="after")
-    def _table_or_query(self) -> MySQLSourceOptions:
-        if self.table and self.query:
-            msg = "set either table or query, not both"
-            raise ValueError(msg)
-        return self
 
 
 def _declared(description: tuple[Any, ...]) -> list[pa.DataType | None]:
@@ -125,12 +118,8 @@ class MySQLSource(BaseSource):
     options: MySQLSourceOptions
 
     def _sql(self, request: ReadRequest) -> str:
-        if request.query or self.options.query:
-            return str(request.query or self.options.query)
-        if not self.options.table:
-            msg = "the MySQL source needs `table:` or `query:` (or the resource needs `query:`)"
-            raise ConfigError(msg)
-        return f"SELECT * FROM {quote_ident(self.options.table)}"
+        table = quote_ident(self.options.table) if self.options.table else None
+        return source_sql(self.options, request, table, "MySQL")
 
     def test_connection(self) -> bool:
         connect(self.options).close()
@@ -278,10 +267,7 @@ class MySQLDestination(BaseDestination):
                   "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
 
     def _check_key(self, target: WriteTarget) -> None:
-        for key in target.primary_key:
-            if key not in self.schema.names:
-                msg = f"primary_key column {key!r} is not in the data; columns: {self.schema.names}"
-                raise DataError(msg, hint="fix primary_key on the resource")
+        check_merge_key(self.schema, target)
         rows = self._run("SELECT index_name, column_name FROM information_schema.statistics WHERE "
                          "table_schema = DATABASE() AND table_name = %s AND non_unique = 0", (self._table,))
         indexes: dict[str, set[str]] = {}
@@ -293,11 +279,7 @@ class MySQLDestination(BaseDestination):
 
     def write_batch(self, batch: Batch) -> int:
 
-        if self.target.mode is WriteMode.MERGE:
-            for key in self.target.primary_key:
-                if nulls := batch.data.column(key).null_count:
-                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
-                    raise DataError(msg, column=key, row=batch.first_row, hint="filter or fix those rows")
+        reject_null_keys(batch, self.target)
         if batch.num_rows == 0:
             return 0
         if self._chunk_rows == 0:

@@ -33,8 +33,14 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.pg_types import normalize, pg_type
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import quote_ident
-from conduit_core.errors import ConduitError, ConfigError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.connectors.sql import (
+    TableOrQueryOptions,
+    check_merge_key,
+    quote_ident,
+    reject_null_keys,
+    source_sql,
+)
+from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -111,17 +117,9 @@ def connect(options: PostgresOptions, *, autocommit: bool = False) -> Any:
         raise translate(exc, "connection", options) from None
 
 
-class PostgresSourceOptions(PostgresOptions):
-    table: str | None = None
-    query: str | None = None
+class PostgresSourceOptions(PostgresOptions, TableOrQueryOptions):
     batch_size_hint_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
 
-    @model_validator(mode="after")
-    def _table_or_query(self) -> PostgresSourceOptions:
-        if self.table and self.query:
-            msg = "set either table or query, not both"
-            raise ValueError(msg)
-        return self
 
 
 class PostgresSource(BaseSource):
@@ -131,12 +129,9 @@ class PostgresSource(BaseSource):
     options: PostgresSourceOptions
 
     def _sql(self, request: ReadRequest) -> str:
-        if request.query or self.options.query:
-            return str(request.query or self.options.query)
-        if not self.options.table:
-            msg = "the PostgreSQL source needs `table:` or `query:` (or the resource needs `query:`)"
-            raise ConfigError(msg)
-        return f"SELECT * FROM {quote_ident(self.options.db_schema)}.{quote_ident(self.options.table)}"
+        table = self.options.table
+        qualified = f"{quote_ident(self.options.db_schema)}.{quote_ident(table)}" if table else None
+        return source_sql(self.options, request, qualified, "PostgreSQL")
 
     def test_connection(self) -> bool:
         con = connect(self.options, autocommit=True)
@@ -277,10 +272,7 @@ class PostgresDestination(BaseDestination):
         self._run(f"CREATE TABLE {qualified} ({', '.join(columns)})")
 
     def _check_key(self, target: WriteTarget) -> None:
-        for key in target.primary_key:
-            if key not in self.schema.names:
-                msg = f"primary_key column {key!r} is not in the data; columns: {self.schema.names}"
-                raise DataError(msg, hint="fix primary_key on the resource")
+        check_merge_key(self.schema, target)
         rows = self._run(
             "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -293,11 +285,7 @@ class PostgresDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
-        if self.target.mode is WriteMode.MERGE:
-            for key in self.target.primary_key:
-                if nulls := batch.data.column(key).null_count:
-                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
-                    raise DataError(msg, column=key, row=batch.first_row, hint="filter or fix those rows")
+        reject_null_keys(batch, self.target)
         assert self._pipe is not None
         try:
             self._pipe.put(batch.data)

@@ -12,15 +12,66 @@ from abc import abstractmethod
 from typing import Any
 
 import pyarrow as pa
+from pydantic import model_validator
 
 from conduit_core.batch import Batch
-from conduit_core.connectors.base import BaseDestination, Capabilities, WriteMode, WriteTarget
-from conduit_core.errors import DataError
+from conduit_core.connectors.base import (
+    BaseDestination,
+    Capabilities,
+    ConnectorOptions,
+    ReadRequest,
+    WriteMode,
+    WriteTarget,
+)
+from conduit_core.errors import ConfigError, DataError
 
 
 def quote_ident(name: str, quote: str = '"') -> str:
     """Quote an identifier so any text, including quotes and SQL, stays a name."""
     return quote + name.replace(quote, quote * 2) + quote
+
+
+class TableOrQueryOptions(ConnectorOptions):
+    """Options of a SQL source: a table to read whole, or a query."""
+
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> TableOrQueryOptions:
+        if self.table and self.query:
+            msg = "set either table or query, not both"
+            raise ValueError(msg)
+        return self
+
+
+def source_sql(options: TableOrQueryOptions, request: ReadRequest, qualified_table: str | None, what: str) -> str:
+    """The statement a SQL source runs: the resource's query, the source's query, or its whole table."""
+    if request.query or options.query:
+        return str(request.query or options.query)
+    if qualified_table is None:
+        msg = f"the {what} source needs `table:` or `query:` (or the resource needs `query:`)"
+        raise ConfigError(msg)
+    return f"SELECT * FROM {qualified_table}"
+
+
+def check_merge_key(schema: pa.Schema, target: WriteTarget) -> None:
+    """Every primary_key column must be in the data."""
+    for key in target.primary_key:
+        if key not in schema.names:
+            msg = f"primary_key column {key!r} is not in the data; columns: {schema.names}"
+            raise DataError(msg, hint="fix primary_key on the resource")
+
+
+def reject_null_keys(batch: Batch, target: WriteTarget) -> None:
+    """Merge matches rows by key; a NULL key matches nothing, so such rows fail the load."""
+    if target.mode is not WriteMode.MERGE:
+        return
+    for key in target.primary_key:
+        if nulls := batch.data.column(key).null_count:
+            msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
+            raise DataError(msg, column=key, row=batch.first_row,
+                            hint="filter or fix those rows, or load with mode: append")
 
 
 class SqlDestination(BaseDestination):
@@ -74,11 +125,7 @@ class SqlDestination(BaseDestination):
                 raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
         self._write_table = table
         if target.mode is WriteMode.MERGE:
-            for key in target.primary_key:
-                if key not in schema.names:
-                    self.abort()
-                    msg = f"primary_key column {key!r} is not in the data; columns: {schema.names}"
-                    raise DataError(msg, hint="fix primary_key on the resource")
+            check_merge_key(schema, target)
             self._write_table = f"{self._stage_prefix}{target.resource}"
             self._execute(f"DROP TABLE IF EXISTS {quote_ident(self._write_table)}")
             self._create(quote_ident(self._write_table), schema, self._temp_table_ddl())
@@ -90,13 +137,7 @@ class SqlDestination(BaseDestination):
         self._execute(f"{verb} {qualified} ({columns})")
 
     def write_batch(self, batch: Batch) -> int:
-        if self.target.mode is WriteMode.MERGE:
-            for key in self.target.primary_key:
-                nulls = batch.data.column(key).null_count
-                if nulls:
-                    msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
-                    raise DataError(msg, column=key, row=batch.first_row,
-                                    hint="filter or fix those rows, or load with mode: append")
+        reject_null_keys(batch, self.target)
         target = self._write_table
         self._insert(target if target != self._table else self._qualified(target), batch.data)
         return batch.num_rows

@@ -18,14 +18,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.files import check_writable
-from conduit_core.connectors.sql import SqlDestination, quote_ident
+from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, quote_ident, source_sql
 from conduit_core.errors import ConfigError, DataError, FatalError
 
 _DECIMAL = re.compile(r"DECIMAL_TEXT\((\d+),\s*(\d+)\)", re.IGNORECASE)
@@ -66,17 +66,9 @@ def arrow_type_for(declared: str | None) -> pa.DataType | None:
     return None
 
 
-class SQLiteSourceOptions(ConnectorOptions):
+class SQLiteSourceOptions(TableOrQueryOptions):
     path: ConfigPath
-    table: str | None = None
-    query: str | None = None
 
-    @model_validator(mode="after")
-    def _table_or_query(self) -> SQLiteSourceOptions:
-        if self.table and self.query:
-            msg = "set either table or query, not both"
-            raise ValueError(msg)
-        return self
 
 
 class SQLiteSource(BaseSource):
@@ -96,12 +88,8 @@ class SQLiteSource(BaseSource):
         return True
 
     def _sql(self, request: ReadRequest) -> str:
-        if request.query or self.options.query:
-            return str(request.query or self.options.query)
-        if not self.options.table:
-            msg = "the SQLite source needs `table:` or `query:` (or the resource needs `query:`)"
-            raise ConfigError(msg)
-        return f"SELECT * FROM {quote_ident(self.options.table)}"
+        table = quote_ident(self.options.table) if self.options.table else None
+        return source_sql(self.options, request, table, "SQLite")
 
     def estimate_total_records(self) -> int | None:
         if not self.options.table:
