@@ -78,7 +78,9 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         request = ReadRequest(batch_size=batch_size, query=resource.query)
         target = WriteTarget(resource=resource.name, mode=resource.mode, table=resource.target_table,
                              path=resource.path, primary_key=resource.primary_key)
-        progress.start(resource.name, source.estimate_total_records())
+        # An estimate may cost a query and a connection: only worth it when someone watches.
+        total = None if isinstance(progress, NoProgress) else source.estimate_total_records()
+        progress.start(resource.name, total)
         try:
             stream_resource(source, destination, target, request, result, progress)
         except RetriableError as exc:
