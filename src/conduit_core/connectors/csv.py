@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv as pycsv
 import io
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pydantic import Field, field_validator
 
-from conduit_core.batch import Batch
+from conduit_core.batch import Batch, iter_batches
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import (
     BaseDestination,
@@ -118,7 +119,8 @@ class CsvSource(BaseSource):
     # -- one file ---------------------------------------------------------------
     def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
         opts = self.options
-        with io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES) as handle:
+        with contextlib.ExitStack() as files:
+            handle = files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
             sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
             row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
@@ -127,19 +129,20 @@ class CsvSource(BaseSource):
             block = int(min(max(request.batch_size * row_bytes, 64 * 1024), _MAX_BLOCK))
             reader = self._open(handle, path, dialect, block, {})
             if overrides := self._overrides(reader.schema):
-                # Only the first block was parsed (nothing emitted yet): parse again with fixed types.
-                handle.seek(0)
-                reader = self._open(handle, path, dialect, block, overrides)
+                # Only the first block was parsed (nothing emitted yet): parse again with fixed types,
+                # from a handle of its own. The first reader may still be reading ahead in a pyarrow
+                # thread, so its handle is neither rewound nor closed before we are done.
+                again = files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
+                reader = self._open(again, path, dialect, block, overrides)
             self._check_text(reader.schema, path, dialect)
             self._check_columns(reader.schema, path)
             row = 0
-            while True:
-                try:
-                    data = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except pa.ArrowInvalid as exc:
-                    raise self._locate_error(exc, path, dialect, reader.schema) from None
+            schema = reader.schema
+
+            def locate(exc: Exception) -> BaseException:
+                return self._locate_error(exc, path, dialect, schema)
+
+            for data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
                 yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
                             source_file=str(path), first_row=row + 1)
                 row += data.num_rows
