@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -85,3 +85,19 @@ def group_records(records: Iterable[Mapping[str, Any]], batch_size: int) -> Iter
         schema = data.schema
         row += len(chunk)
         yield data
+
+
+def iter_batches(reader: pa.RecordBatchReader,
+                 translate: Callable[[Exception], BaseException] | None = None,
+                 errors: tuple[type[Exception], ...] = (Exception,)) -> Iterator[pa.RecordBatch]:
+    """The batches of ``reader``, pulled one at a time; ``translate`` turns a reader error
+    (one of ``errors``) into the exception to raise instead."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except errors as exc:
+            if translate is None:
+                raise
+            raise translate(exc) from None

@@ -14,7 +14,7 @@ from pydantic import Field
 if TYPE_CHECKING:
     import duckdb
 
-from conduit_core.batch import Batch
+from conduit_core.batch import Batch, iter_batches
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.arrow_pipe import BatchPipe
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
@@ -41,12 +41,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 def arrow_batches(relation: duckdb.DuckDBPyRelation, batch_size: int) -> Iterator[pa.RecordBatch]:
     """Stream a relation as record batches (DuckDB's streaming result, bounded memory)."""
-    reader = relation.to_arrow_reader(batch_size)
-    while True:
-        try:
-            yield reader.read_next_batch()
-        except StopIteration:
-            return
+    return iter_batches(relation.to_arrow_reader(batch_size))
 
 
 def _view_schema(schema: pa.Schema) -> pa.Schema:

@@ -37,7 +37,7 @@ from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import TableOrQueryOptions, check_merge_key, reject_null_keys, source_sql
+from conduit_core.connectors.sql import TableOrQueryOptions, source_sql
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
@@ -233,8 +233,8 @@ class MySQLDestination(BaseDestination):
         self._run("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
         self._duck = duckdb.connect()
         self._tmp = Path(tempfile.mkdtemp(prefix="conduit-mysql-"))
-        self._chunk = self._tmp / "chunk.csv"
-        self._chunk_rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_bytes = 0
         self._chunk_first_row = 1
         self._loader = SerialWorker()
         existing = self._columns(self._table)
@@ -250,8 +250,7 @@ class MySQLDestination(BaseDestination):
             if target.mode is WriteMode.MERGE:
                 self._check_key(target)
             self._load_into = f"_conduit_stage_{uuid.uuid4().hex[:16]}"
-            like = self._columns(self._table) if target.mode is WriteMode.FULL_REFRESH else None
-            if like is not None:
+            if target.mode is WriteMode.FULL_REFRESH:  # the swapped-in table keeps the target's definition
                 self._run(f"CREATE TABLE {quote_ident(self._load_into)} LIKE {quote_ident(self._table)}")
             else:
                 self._create(self._load_into, schema, (), sequence=True)
@@ -267,7 +266,6 @@ class MySQLDestination(BaseDestination):
                   "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
 
     def _check_key(self, target: WriteTarget) -> None:
-        check_merge_key(self.schema, target)
         rows = self._run("SELECT index_name, column_name FROM information_schema.statistics WHERE "
                          "table_schema = DATABASE() AND table_name = %s AND non_unique = 0", (self._table,))
         indexes: dict[str, set[str]] = {}
@@ -278,44 +276,39 @@ class MySQLDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
-
-        reject_null_keys(batch, self.target)
         if batch.num_rows == 0:
             return 0
-        if self._chunk_rows == 0:
+        # Batches are gathered into chunks of ~16 MB, each rendered to CSV once and loaded by a
+        # background thread while the next is gathered: the server's work overlaps with ours.
+        if not self._pending:
             self._chunk_first_row = batch.first_row
-        path = self._tmp / "batch.csv"
-        data = _csv_ready(batch.data)
-        self._duck.register("_conduit_batch", data)
-        try:
-            select = ", ".join(
-                f"hex({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
-                else (f"to_json({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_nested(f.type) else _dq(f.name))
-                for f in data.schema)
-            # Text is always quoted, so a bare NULL can only mean NULL; numbers and dates stay bare,
-            # which MySQL parses faster.
-            quoted = ", ".join(_dq(f.name) for f in data.schema if _is_text(f.type))
-            force = f", FORCE_QUOTE ({quoted})" if quoted else ""
-            self._duck.execute(f"COPY (SELECT {select} FROM _conduit_batch) TO '{path}' (FORMAT csv, HEADER false, "
-                               f"NULLSTR 'NULL', QUOTE '\"', ESCAPE '\"', DELIMITER ','{force})")
-        finally:
-            self._duck.unregister("_conduit_batch")
-        # Batches are gathered into files of ~16 MB, each loaded by a background thread
-        # while the next is rendered: the server's work overlaps with ours.
-        with path.open("rb") as part, self._chunk.open("ab") as chunk:
-            shutil.copyfileobj(part, chunk)
-        self._chunk_rows += batch.num_rows
-        if self._chunk.stat().st_size >= _CHUNK_BYTES:
+        self._pending.append(_csv_ready(batch.data))
+        self._pending_bytes += batch.data.nbytes
+        if self._pending_bytes >= _CHUNK_BYTES:
             self._submit_chunk()
         return batch.num_rows
 
     def _submit_chunk(self) -> None:
-        if self._chunk_rows == 0:
+        if not self._pending:
             return
-        chunk = self._chunk.with_name(f"chunk-{self._chunk_first_row}.csv")
-        self._chunk.rename(chunk)
-        rows, first = self._chunk_rows, self._chunk_first_row
-        self._chunk_rows = 0
+        data = pa.Table.from_batches(self._pending)
+        chunk = self._tmp / f"chunk-{self._chunk_first_row}.csv"
+        select = ", ".join(
+            f"hex({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+            else (f"to_json({_dq(f.name)}) AS {_dq(f.name)}" if pa.types.is_nested(f.type) else _dq(f.name))
+            for f in data.schema)
+        # Text is always quoted, so a bare NULL can only mean NULL; numbers and dates stay bare,
+        # which MySQL parses faster.
+        quoted = ", ".join(_dq(f.name) for f in data.schema if _is_text(f.type))
+        force = f", FORCE_QUOTE ({quoted})" if quoted else ""
+        self._duck.register("_conduit_chunk", data)
+        try:
+            self._duck.execute(f"COPY (SELECT {select} FROM _conduit_chunk) TO '{chunk}' (FORMAT csv, HEADER false, "
+                               f"NULLSTR 'NULL', QUOTE '\"', ESCAPE '\"', DELIMITER ','{force})")
+        finally:
+            self._duck.unregister("_conduit_chunk")
+        rows, first = data.num_rows, self._chunk_first_row
+        self._pending, self._pending_bytes = [], 0
         self._loader.submit(lambda: self._load_chunk(chunk, rows, first))
 
     def _load_chunk(self, chunk: Path, expected: int, first_row: int) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from conduit_core.batch import Batch
+from conduit_core.batch import Batch, iter_batches
 from conduit_core.connectors.arrow_pipe import BatchPipe
 from conduit_core.connectors.base import (
     BaseDestination,
@@ -33,13 +33,7 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.pg_types import normalize, pg_type
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import (
-    TableOrQueryOptions,
-    check_merge_key,
-    quote_ident,
-    reject_null_keys,
-    source_sql,
-)
+from conduit_core.connectors.sql import TableOrQueryOptions, quote_ident, source_sql
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
@@ -173,14 +167,8 @@ class PostgresSource(BaseSource):
             except Exception as exc:  # noqa: BLE001
                 raise translate(exc, "query", self.options) from None
             row = 0
-            while True:
-                try:
-                    data = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except Exception as exc:  # noqa: BLE001
-                    raise translate(exc, "read", self.options) from None
-                data = normalize(data)
+            for raw in iter_batches(reader, lambda exc: translate(exc, "read", self.options)):
+                data = normalize(raw)
                 row += data.num_rows
                 yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
             if row == 0:
@@ -272,7 +260,6 @@ class PostgresDestination(BaseDestination):
         self._run(f"CREATE TABLE {qualified} ({', '.join(columns)})")
 
     def _check_key(self, target: WriteTarget) -> None:
-        check_merge_key(self.schema, target)
         rows = self._run(
             "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -285,7 +272,6 @@ class PostgresDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
-        reject_null_keys(batch, self.target)
         assert self._pipe is not None
         try:
             self._pipe.put(batch.data)

@@ -55,25 +55,6 @@ def source_sql(options: TableOrQueryOptions, request: ReadRequest, qualified_tab
     return f"SELECT * FROM {qualified_table}"
 
 
-def check_merge_key(schema: pa.Schema, target: WriteTarget) -> None:
-    """Every primary_key column must be in the data."""
-    for key in target.primary_key:
-        if key not in schema.names:
-            msg = f"primary_key column {key!r} is not in the data; columns: {schema.names}"
-            raise DataError(msg, hint="fix primary_key on the resource")
-
-
-def reject_null_keys(batch: Batch, target: WriteTarget) -> None:
-    """Merge matches rows by key; a NULL key matches nothing, so such rows fail the load."""
-    if target.mode is not WriteMode.MERGE:
-        return
-    for key in target.primary_key:
-        if nulls := batch.data.column(key).null_count:
-            msg = f"{nulls} row(s) have a NULL primary key, which merge cannot match"
-            raise DataError(msg, column=key, row=batch.first_row,
-                            hint="filter or fix those rows, or load with mode: append")
-
-
 class SqlDestination(BaseDestination):
     """Template for transactional SQL destinations with a Python DB-API driver."""
 
@@ -124,11 +105,12 @@ class SqlDestination(BaseDestination):
                 msg = (f"table {table!r} has no column(s) {missing}; its columns are {existing}")
                 raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
         self._write_table = table
+        self._insert_into = self._qualified(table)
         if target.mode is WriteMode.MERGE:
-            check_merge_key(schema, target)
             self._write_table = f"{self._stage_prefix}{target.resource}"
-            self._execute(f"DROP TABLE IF EXISTS {quote_ident(self._write_table)}")
-            self._create(quote_ident(self._write_table), schema, self._temp_table_ddl())
+            self._insert_into = quote_ident(self._write_table)
+            self._execute(f"DROP TABLE IF EXISTS {self._insert_into}")
+            self._create(self._insert_into, schema, self._temp_table_ddl())
 
     def _create(self, qualified: str, schema: pa.Schema, verb: str) -> None:
         columns = ", ".join(
@@ -137,9 +119,7 @@ class SqlDestination(BaseDestination):
         self._execute(f"{verb} {qualified} ({columns})")
 
     def write_batch(self, batch: Batch) -> int:
-        reject_null_keys(batch, self.target)
-        target = self._write_table
-        self._insert(target if target != self._table else self._qualified(target), batch.data)
+        self._insert(self._insert_into, batch.data)
         return batch.num_rows
 
     def _finish_inserts(self) -> None:
