@@ -257,6 +257,19 @@ def code_version() -> dict[str, str]:
     return {"commit": commit.stdout.strip(), "src_sha256": digest.hexdigest()[:16]}
 
 
+def save_json(path: Path, version: dict[str, str], src_after: str, machine: dict[str, object],
+              **fields: object) -> None:
+    """Write a run's figures with the machine and the conduit version they belong to."""
+    payload = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": os.getloadavg(),
+                    "python": platform.python_version(), **machine},
+        "conduit": {**version, "src_sha256_after": src_after},
+        **fields,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"saved {path}")
+
+
 def ratios(results: list[Result]) -> list[dict[str, object]]:
     by = {(r.case, r.rows): r for r in results}
     sizes = sorted({r.rows for r in results})
@@ -325,17 +338,8 @@ def main() -> int:
         print(f"WARNING: src/ changed during the run ({version['src_sha256']} -> {after}); "
               "the figures may mix two versions of conduit")
     if args.json:
-        payload = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": os.getloadavg(),
-                        "python": platform.python_version(), "duckdb": duckdb.__version__},
-            "conduit": {**version, "src_sha256_after": after},
-            "repeat": args.repeat,
-            "startup_s": starts,
-            "results": [asdict(r) for r in results],
-            "checks": checks,
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"saved {args.json}")
+        save_json(args.json, version, after, {"duckdb": duckdb.__version__}, repeat=args.repeat, startup_s=starts,
+                  results=[asdict(r) for r in results], checks=checks)
     return 0 if all(c["pass"] is not False for c in checks) else 1
 
 

@@ -42,7 +42,6 @@ reported. Everything is done in a dedicated schema (``--schema``, default
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -70,6 +69,7 @@ from bench_files import (  # the benchmarks directory is on sys.path (above)
     print_report,
     remove,
     run_measured,
+    save_json,
     verify,
 )
 
@@ -377,19 +377,8 @@ def main() -> int:
         print(f"WARNING: src/ changed during the run ({version['src_sha256']} -> {after}); "
               "the figures may mix two versions of conduit")
     if args.json:
-        payload = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_end": os.getloadavg(),
-                        "python": platform.python_version()},
-            "server": settings,
-            "conduit": {**version, "src_sha256_after": after},
-            "repeat": args.repeat,
-            "startup_s": starts,
-            "rss_floor_mb": floor,
-            "results": [asdict(r) for r in results],
-            "checks": checks,
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"saved {args.json}")
+        save_json(args.json, version, after, {}, server=settings, repeat=args.repeat, startup_s=starts,
+                  rss_floor_mb=floor, results=[asdict(r) for r in results], checks=checks)
     return 0 if all(c["pass"] is not False for c in checks) else 1
 
 
