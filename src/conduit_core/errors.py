@@ -13,6 +13,8 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_CONFIG = 2
+#: The state store needs a decision first: a checkpoint to resume or reset, or a run lock held by another process.
+EXIT_STATE = 5
 
 
 class ConduitError(Exception):
@@ -110,3 +112,13 @@ class RunFailedError(ConduitError):
 
 class InvariantError(FatalError):
     """Rows were unaccounted for: read != written + dlq + filtered."""
+
+
+class StateError(ConduitError):
+    """Saved state stops the run: a checkpoint waits for ``--resume``, or another run holds the lock."""
+
+    exit_code = EXIT_STATE
+
+
+class LockedError(StateError):
+    """Another conduit process is running the same resource with the same state store."""

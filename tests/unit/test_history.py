@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from conduit_core.engine.results import ResourceResult, RunResult, Status
-from conduit_core.state.history import RunHistory
+from conduit_core.state.sqlite_store import SqliteStateStore
 
 
 def _run(run_id: str, started: str, status: Status, resource: str = "users") -> RunResult:
@@ -15,7 +15,7 @@ def _run(run_id: str, started: str, status: Status, resource: str = "users") -> 
 
 
 def test_history_filters_and_orders_newest_first(tmp_path: Path) -> None:
-    history = RunHistory(tmp_path / ".conduit")
+    history = SqliteStateStore(tmp_path / ".conduit")
     history.record(_run("r1", "2026-01-01T00:00:00", Status.SUCCESS))
     history.record(_run("r2", "2026-01-02T00:00:00", Status.FAILED))
     history.record(_run("r3", "2026-01-03T00:00:00", Status.SUCCESS, resource="orders"))
@@ -29,8 +29,9 @@ def test_history_filters_and_orders_newest_first(tmp_path: Path) -> None:
 
 
 def test_each_run_writes_a_manifest_json(tmp_path: Path) -> None:
-    path = RunHistory(tmp_path).record(_run("r9", "2026-01-01T00:00:00", Status.FAILED))
-    data = json.loads(path.read_text())
-    assert path == tmp_path / "runs" / "r9" / "manifest.json"
+    store = SqliteStateStore(tmp_path)
+    store.record(_run("r9", "2026-01-01T00:00:00", Status.FAILED))
+    data = json.loads((tmp_path / "runs" / "r9" / "manifest.json").read_text())
     assert data["status"] == "failed"
     assert data["resources"][0]["rows_read"] == 10
+    assert store.manifest("r9") == data

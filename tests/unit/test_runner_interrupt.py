@@ -11,7 +11,7 @@ from conduit_core.config import load_config
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors.base import BaseSource, ReadRequest
 from conduit_core.engine import runner
-from conduit_core.state.history import RunHistory
+from conduit_core.state.sqlite_store import SqliteStateStore
 
 
 class Interrupting(BaseSource):
@@ -37,7 +37,7 @@ def test_interrupted_run_is_recorded_as_failed(write_config: Callable[[str], Pat
     monkeypatch.setattr(runner, "build_source", build)
     with pytest.raises(KeyboardInterrupt):
         runner.run(config)
-    runs = RunHistory(config.settings.state_dir).runs()
+    runs = SqliteStateStore(config.settings.state_dir).runs()
     assert runs[0]["status"] == "failed"
     assert runs[0]["resources"][0]["error"] == "interrupted (KeyboardInterrupt)"
     assert not (tmp_path / "out.parquet").exists()

@@ -107,7 +107,7 @@ def manifest(
     from conduit_core.cli.tables import runs_table
     from conduit_core.config.loader import load_config
     from conduit_core.errors import ConfigError
-    from conduit_core.state.history import RunHistory
+    from conduit_core.state import open_store
 
     with handled(debug):
         valid = ("success", "partial_success", "failed")
@@ -115,7 +115,7 @@ def manifest(
             msg = f"--status must be one of {', '.join(valid)} (got {status!r})"
             raise ConfigError(msg)
         config = load_config(file)
-        runs = RunHistory(config.settings.state_dir).runs(status=status, resource=resource, last=last)
+        runs = open_store(config).runs(status=status, resource=resource, last=last)
         if json_output:
             print_json(runs)
         elif not runs:

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ValidationError
 
 from conduit_core.config.envsubst import substitute_tree
 from conduit_core.config.issues import suggest, validation_issues
-from conduit_core.config.models import ConnectorEntry, IngestConfig, ResourceConfig, Settings
+from conduit_core.config.models import ConnectorEntry, IngestConfig, ResourceConfig, Settings, StateConfig
 from conduit_core.config.yaml_source import Located, PathKey, format_path, read_yaml_file
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import PluginOptions
 from conduit_core.errors import ConfigError, ConfigIssue
 
-_TOP_LEVEL = ("version", "settings", "sources", "destinations", "resources")
+_TOP_LEVEL = ("version", "settings", "state", "sources", "destinations", "resources")
 _ENTRY_KEYS = ("name", "type")
 
 
@@ -149,6 +149,7 @@ def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> In
                     (key,))
     context = {"base_dir": path.parent}
     settings = out.validate(Settings, data.get("settings") or {}, ("settings",), context) or Settings()
+    state = out.validate(StateConfig, data["state"], ("state",), context) if data.get("state") else None
     sources, source_types = _connectors(data.get("sources"), "source", "sources", out, context)
     destinations, dest_types = _connectors(data.get("destinations"), "destination", "destinations", out, context)
     resources = _resources(data.get("resources"), out, context, source_types, dest_types)
@@ -159,4 +160,4 @@ def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> In
     if not Path(settings.state_dir).is_absolute():
         settings = settings.model_copy(update={"state_dir": path.parent / settings.state_dir})
     return IngestConfig(file=path, sources=tuple(sources), destinations=tuple(destinations),
-                        resources=tuple(resources), settings=settings)
+                        resources=tuple(resources), settings=settings, state=state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import WriteMode
@@ -42,6 +42,36 @@ class RetryConfig(_Frozen):
     max_wait: float = Field(default=30.0, ge=0, le=3600)
 
 
+class CheckpointConfig(_Frozen):
+    """How often a long load commits its progress (a batch boundary once either limit is passed).
+
+    Both unset: the load is one transaction and a resumed run starts it again.
+    """
+
+    every_rows: int | None = Field(default=None, ge=1)
+    every_seconds: float | None = Field(default=60.0, gt=0)
+
+
+class IncrementalConfig(_Frozen):
+    """Load only rows whose ``column`` is greater than the stored high-water mark."""
+
+    column: str = Field(min_length=1)
+    #: Used as the mark when none is stored yet (typed like the column: '2024-01-01' for a date).
+    initial_value: int | float | str | None = None
+    #: Re-read rows this far below the mark (a number, or a duration such as '2h' for timestamps);
+    #: needs mode: merge so the re-read rows replace themselves.
+    lookback: int | float | str | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _duration(cls, value: int | float | str | None) -> int | float | str | None:
+        if isinstance(value, str):
+            from conduit_core.state.values import parse_duration
+
+            parse_duration(value)
+        return value
+
+
 class ResourceConfig(_Frozen):
     """One source-to-destination flow."""
 
@@ -55,6 +85,30 @@ class ResourceConfig(_Frozen):
     query: str | None = Field(default=None, min_length=1)
     batch_size: int | None = Field(default=None, ge=1, le=10_000_000)
     retries: RetryConfig = RetryConfig()
+    checkpoint: CheckpointConfig | None = None
+    #: A unique, ordered source column to resume database sources after (keyset), e.g. the primary key.
+    checkpoint_column: str | None = Field(default=None, min_length=1)
+    incremental: IncrementalConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _incremental_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "incremental_column" in data:
+            data = dict(data)
+            column = data.pop("incremental_column")
+            if "incremental" in data:
+                msg = "set either incremental_column or incremental, not both"
+                raise ValueError(msg)
+            data["incremental"] = {"column": column}
+        return data
+
+    @model_validator(mode="after")
+    def _lookback_needs_merge(self) -> ResourceConfig:
+        if self.incremental and self.incremental.lookback is not None and self.mode is not WriteMode.MERGE:
+            msg = ("incremental.lookback re-reads rows that were already loaded; with mode "
+                   f"{self.mode.value!r} they would be doubled. Use mode: merge with primary_key")
+            raise ValueError(msg)
+        return self
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -71,6 +125,27 @@ class Settings(_Frozen):
 
     state_dir: ConfigPath = Path(".conduit")
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+class StateConfig(_Frozen):
+    """``state: postgresql://...``: keep state, checkpoints and history in PostgreSQL."""
+
+    dsn: SecretStr
+    db_schema: str = Field(default="conduit_state", alias="schema", min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url(cls, data: Any) -> Any:
+        return {"dsn": data} if isinstance(data, str) else data
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            msg = "state must be a PostgreSQL URL (postgresql://user:password@host:port/database)"
+            raise ValueError(msg)
+        return value
 
 
 class IngestConfig(_Frozen):
@@ -83,6 +158,7 @@ class IngestConfig(_Frozen):
     destinations: tuple[ConnectorEntry, ...]
     resources: tuple[ResourceConfig, ...]
     settings: Settings = Settings()
+    state: StateConfig | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -93,6 +169,9 @@ class IngestConfig(_Frozen):
 
     def destination(self, name: str) -> ConnectorEntry:
         return next(d for d in self.destinations if d.name == name)
+
+    def checkpoint(self, resource: ResourceConfig) -> CheckpointConfig:
+        return resource.checkpoint or self.settings.checkpoint
 
     def resource(self, name: str) -> ResourceConfig:
         return next(r for r in self.resources if r.name == name)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from conduit_core.batch import Batch, Position, group_records
+from conduit_core.state.resume import ResumeState
 
 
 class ConnectorOptions(BaseModel):
@@ -67,7 +68,15 @@ class ReadRequest:
 
     batch_size: int = 50_000
     query: str | None = None
+    #: Continue after this position (from a batch this source yielded earlier); None: from the start.
     resume_position: Position | None = None
+    #: The types the load started with, when resuming: a source that infers types should use them.
+    schema: pa.Schema | None = None
+    #: A unique column to order by and resume after (keyset); database sources only.
+    checkpoint_column: str | None = None
+    #: ``(column, value)``: only rows with ``column > value`` are needed. A source may push this
+    #: down (database sources do, with a bound parameter); the engine filters every batch anyway.
+    after: tuple[str, pa.Scalar] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class WriteTarget:
     table: str | None = None
     path: Path | None = None
     primary_key: tuple[str, ...] = ()
+    #: The checkpoint this load continues (None: a fresh load).
+    resume: ResumeState | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,8 @@ class Capabilities:
     merge: bool = False
     full_refresh: bool = True
     schema_evolution: bool = False
+    #: Commits progress with a :class:`ResumeState` atomically (see ``BaseDestination.checkpoint``).
+    checkpoints: bool = False
 
 
 class _Connector:
@@ -130,7 +143,8 @@ class BaseSource(_Connector):
         row = 1
         for data in group_records(self.read(request.query), request.batch_size):
             row += data.num_rows
-            yield Batch(data, position={"rows": row - 1}, first_row=row - data.num_rows)
+            # No position: a generic read() cannot be resumed part-way, so the load is one unit.
+            yield Batch(data, first_row=row - data.num_rows)
 
     def estimate_total_records(self) -> int | None:
         """Total rows if cheaply known (for progress and ETA), else None."""
@@ -182,6 +196,24 @@ class BaseDestination(_Connector):
 
     def abort(self) -> None:
         """Discard uncommitted work; must be safe to call after a failure."""
+
+    # -- checkpoints (destinations whose capabilities say ``checkpoints=True``) ------------
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        """Make everything written so far durable together with ``state``, atomically.
+
+        ``final=False``: a checkpoint; writing continues after it. ``final=True``:
+        the end of the load (publish it, as :meth:`commit` does). Either way, after a
+        crash :meth:`read_state` returns ``state`` if and only if the data is there.
+        """
+        msg = f"{type(self).__name__} does not support checkpoints"
+        raise NotImplementedError(msg)
+
+    def read_state(self, target: WriteTarget) -> ResumeState | None:
+        """The state last committed with :meth:`checkpoint` for ``target``, or None."""
+        return None
+
+    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
+        """Drop an in-progress load's leftovers (staging tables, part files) and its state."""
 
     @final
     def supports(self, mode: WriteMode) -> bool:

@@ -26,7 +26,7 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.connectors.csv_sniff import Dialect, sniff
-from conduit_core.connectors.files import AtomicFile, check_writable, expand
+from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
 
 _SAMPLE_BYTES = 256 * 1024
@@ -113,8 +113,10 @@ class CsvSource(BaseSource):
         return max(total, 0)
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
-        for path in self._files():
-            yield from self._read_file(path, request)
+        if request.schema is not None:
+            self._schema = request.schema  # resuming: keep the types the load started with
+        for path, skip in resume_files(self._files(), request.resume_position):
+            yield from skip_rows(self._read_file(path, request), skip)
 
     # -- one file ---------------------------------------------------------------
     def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:

@@ -19,7 +19,7 @@ from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.arrow_pipe import BatchPipe
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
 from conduit_core.connectors.files import check_writable
-from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, quote_ident, source_sql
+from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, keyset_position, quote_ident, source_query
 from conduit_core.errors import ConfigError, DataError, FatalError
 
 _LOCK = threading.Lock()
@@ -92,18 +92,19 @@ class DuckDBSource(BaseSource):
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
         import duckdb
 
-        sql = source_sql(self.options, request, _qualified(self.options.db_schema, self.options.table), "DuckDB")
+        sql, params = source_query(self.options, request, _qualified(self.options.db_schema, self.options.table),
+                                   "DuckDB", placeholder=lambda _: "?")
         con = self._connection()
         try:
             try:
-                relation = con.sql(sql)
+                relation = con.sql(sql, params=params or None)
             except duckdb.Error as exc:
                 msg = f"DuckDB query failed: {exc}"
                 raise DataError(msg, hint="check `table:`/`query:`") from exc
             row = 0
             for data in arrow_batches(relation, request.batch_size):
                 row += data.num_rows
-                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+                yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
         finally:
             con.close()
 
@@ -208,6 +209,9 @@ class DuckDBDestination(SqlDestination):
             return
         with contextlib.suppress(duckdb.Error):  # nothing open to roll back
             con.execute("ROLLBACK")
+
+    def _database_exists(self) -> bool:
+        return self.options.path.exists()
 
     def close(self) -> None:
         con = getattr(self, "_con", None)

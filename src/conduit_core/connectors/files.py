@@ -6,9 +6,13 @@ import glob
 import os
 import shutil
 import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from conduit_core.errors import ConfigError, FatalError
+from conduit_core.batch import Batch
+from conduit_core.errors import ConfigError, FatalError, StateError
 
 
 def expand(pattern: Path) -> list[Path]:
@@ -25,6 +29,31 @@ def expand(pattern: Path) -> list[Path]:
         msg = f"no files match {pattern}"
         raise ConfigError(msg, hint="check the glob in `path:` (relative paths are relative to ingest.yml)")
     return matches
+
+
+def resume_files(files: list[Path], position: Mapping[str, Any] | None) -> list[tuple[Path, int]]:
+    """Each file to read with the rows to skip at its start, continuing after ``position``
+    (``{"file": ..., "row": ...}``, as file sources put on their batches)."""
+    if position is None:
+        return [(f, 0) for f in files]
+    done = Path(str(position["file"]))
+    if done not in files:
+        msg = f"the checkpoint stopped in {done}, which no longer matches the source's path"
+        raise StateError(msg, hint="restore the file, or `conduit state reset RESOURCE` and load again")
+    index = files.index(done)
+    return [(done, int(position["row"])), *((f, 0) for f in files[index + 1:])]
+
+
+def skip_rows(batches: Iterator[Batch], rows: int) -> Iterator[Batch]:
+    """``batches`` without their first ``rows`` rows (already loaded before a resume)."""
+    for batch in batches:
+        if rows >= batch.num_rows > 0:
+            rows -= batch.num_rows
+        elif rows:
+            yield replace(batch, data=batch.data.slice(rows), first_row=batch.first_row + rows)
+            rows = 0
+        else:
+            yield batch
 
 
 def check_writable(path: Path) -> None:

@@ -25,7 +25,7 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.csv import file_target
 from conduit_core.connectors.duckdb import arrow_batches
-from conduit_core.connectors.files import AtomicFile, check_writable, expand
+from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 
 JsonFormat = Literal["auto", "array", "ndjson"]
@@ -57,8 +57,8 @@ class JsonSource(BaseSource):
         import duckdb
         con = duckdb.connect()
         try:
-            for path in expand(self.options.path):
-                yield from self._read_file(con, path, request)
+            for path, skip in resume_files(expand(self.options.path), request.resume_position):
+                yield from skip_rows(self._read_file(con, path, request), skip)
         finally:
             con.close()
 

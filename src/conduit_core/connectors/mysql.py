@@ -37,7 +37,7 @@ from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import TableOrQueryOptions, source_sql
+from conduit_core.connectors.sql import TableOrQueryOptions, keyset_position, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
@@ -117,9 +117,9 @@ class MySQLSource(BaseSource):
     Options = MySQLSourceOptions
     options: MySQLSourceOptions
 
-    def _sql(self, request: ReadRequest) -> str:
+    def _sql(self, request: ReadRequest) -> tuple[str, list[Any]]:
         table = quote_ident(self.options.table) if self.options.table else None
-        return source_sql(self.options, request, table, "MySQL")
+        return source_query(self.options, request, table, "MySQL", placeholder=lambda _: "%s", quote=quote_ident)
 
     def test_connection(self) -> bool:
         connect(self.options).close()
@@ -132,7 +132,8 @@ class MySQLSource(BaseSource):
         try:
             with con.cursor() as cur:
                 try:
-                    cur.execute(self._sql(request))
+                    sql, params = self._sql(request)
+                    cur.execute(sql, params or None)
                 except pymysql.Error as exc:
                     raise translate(exc, "query", self.options) from None
                 names = [d[0] for d in cur.description]
@@ -149,7 +150,7 @@ class MySQLSource(BaseSource):
                     data = rows_to_batch(rows, names, declared, schema, row + 1)
                     schema = data.schema
                     row += data.num_rows
-                    yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+                    yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
         finally:
             with contextlib.suppress(Exception):
                 con.close()

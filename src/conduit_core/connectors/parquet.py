@@ -23,7 +23,7 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.connectors.csv import file_target
-from conduit_core.connectors.files import AtomicFile, check_writable, expand
+from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 
 
@@ -45,18 +45,34 @@ class ParquetSource(BaseSource):
         return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in expand(self.options.path))
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
-        for path in expand(self.options.path):
-            try:
-                parquet = pq.ParquetFile(path)
-            except (pa.ArrowInvalid, OSError) as exc:
-                msg = f"not a readable Parquet file: {exc}"
-                raise DataError(msg, file=str(path)) from None
-            row = 0
-            for group in range(parquet.num_row_groups):
-                for data in parquet.iter_batches(batch_size=request.batch_size, row_groups=[group]):
-                    yield Batch(data, position={"file": str(path), "row_group": group, "row": row + data.num_rows},
-                                source_file=str(path), first_row=row + 1)
-                    row += data.num_rows
+        for path, skip in resume_files(expand(self.options.path), request.resume_position):
+            yield from self._read_file(path, request, skip)
+
+    def _read_file(self, path: Path, request: ReadRequest, skip: int) -> Iterator[Batch]:
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            msg = f"not a readable Parquet file: {exc}"
+            raise DataError(msg, file=str(path)) from None
+        row = 0
+        for group in range(parquet.num_row_groups):
+            group_rows = parquet.metadata.row_group(group).num_rows
+            if row + group_rows <= skip:  # loaded before a resume: skipped without decoding
+                row += group_rows
+                continue
+            batches = (Batch(data, position={"file": str(path), "row": row + offset + data.num_rows},
+                             source_file=str(path), first_row=row + offset + 1)
+                       for offset, data in _offsets(parquet.iter_batches(batch_size=request.batch_size,
+                                                                         row_groups=[group])))
+            yield from skip_rows(batches, max(skip - row, 0))
+            row += group_rows
+
+
+def _offsets(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, pa.RecordBatch]]:
+    offset = 0
+    for data in batches:
+        yield offset, data
+        offset += data.num_rows
 
 
 class ParquetDestinationOptions(ConnectorOptions):

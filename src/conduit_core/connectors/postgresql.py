@@ -33,7 +33,7 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.pg_types import normalize, pg_type
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import TableOrQueryOptions, quote_ident, source_sql
+from conduit_core.connectors.sql import TableOrQueryOptions, keyset_position, quote_ident, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
 from conduit_core.observe.redact import redact
 
@@ -122,10 +122,10 @@ class PostgresSource(BaseSource):
     Options = PostgresSourceOptions
     options: PostgresSourceOptions
 
-    def _sql(self, request: ReadRequest) -> str:
+    def _sql(self, request: ReadRequest) -> tuple[str, list[Any]]:
         table = self.options.table
         qualified = f"{quote_ident(self.options.db_schema)}.{quote_ident(table)}" if table else None
-        return source_sql(self.options, request, qualified, "PostgreSQL")
+        return source_query(self.options, request, qualified, "PostgreSQL", placeholder=lambda n: f"${n}")
 
     def test_connection(self) -> bool:
         con = connect(self.options, autocommit=True)
@@ -162,7 +162,8 @@ class PostgresSource(BaseSource):
             cur.adbc_statement.set_options(
                 **{StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(self.options.batch_size_hint_bytes)})
             try:
-                cur.execute(self._sql(request))
+                sql, params = self._sql(request)
+                cur.execute(sql, tuple(params) or None)
                 reader = cur.fetch_record_batch()
             except Exception as exc:  # noqa: BLE001
                 raise translate(exc, "query", self.options) from None
@@ -170,9 +171,9 @@ class PostgresSource(BaseSource):
             for raw in iter_batches(reader, lambda exc: translate(exc, "read", self.options)):
                 data = normalize(raw)
                 row += data.num_rows
-                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+                yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
             if row == 0:
-                yield Batch(_empty(reader.schema), position={"rows": 0})
+                yield Batch(_empty(reader.schema))
         finally:
             con.close()
 

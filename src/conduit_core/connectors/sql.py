@@ -9,9 +9,11 @@ rolls back, so readers see either the old or the new contents.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import model_validator
 
 from conduit_core.batch import Batch
@@ -23,7 +25,9 @@ from conduit_core.connectors.base import (
     WriteMode,
     WriteTarget,
 )
-from conduit_core.errors import ConfigError, DataError
+from conduit_core.errors import ConfigError, DataError, StateError
+from conduit_core.state.resume import ResumeState
+from conduit_core.state.values import decode_value, encode_value
 
 
 def quote_ident(name: str, quote: str = '"') -> str:
@@ -55,10 +59,57 @@ def source_sql(options: TableOrQueryOptions, request: ReadRequest, qualified_tab
     return f"SELECT * FROM {qualified_table}"
 
 
-class SqlDestination(BaseDestination):
-    """Template for transactional SQL destinations with a Python DB-API driver."""
+CHECKPOINT_TABLE = "_conduit_checkpoints"
 
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True)
+
+def source_query(options: TableOrQueryOptions, request: ReadRequest, qualified_table: str | None, what: str, *,
+                 placeholder: Callable[[int], str], quote: Callable[[str], str] = quote_ident,
+                 ) -> tuple[str, list[Any]]:
+    """The source statement with the incremental bound and the keyset resume point as bound
+    parameters (never spliced into the SQL text), ordered by the checkpoint column."""
+    base = source_sql(options, request, qualified_table, what)
+    conditions: list[str] = []
+    params: list[Any] = []
+    if request.after is not None:
+        column, value = request.after
+        params.append(value.as_py())
+        conditions.append(f"{quote(column)} > {placeholder(len(params))}")
+    key = request.checkpoint_column
+    if key and request.resume_position is not None:
+        params.append(decode_value(request.resume_position["after"]).as_py())
+        conditions.append(f"{quote(key)} > {placeholder(len(params))}")
+    if not conditions and not key:
+        return base, params
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    order = f" ORDER BY {quote(key)}" if key else ""
+    return f"SELECT * FROM ({base}) AS _conduit_source{where}{order}", params
+
+
+def keyset_position(data: pa.RecordBatch, request: ReadRequest) -> dict[str, Any] | None:
+    """Where to resume after ``data`` (ordered by the checkpoint column): after its last key."""
+    key = request.checkpoint_column
+    if key is None or not data.num_rows:
+        return None
+    if key not in data.schema.names:
+        msg = f"checkpoint_column {key!r} is not in the data; columns: {data.schema.names}"
+        raise ConfigError(msg, hint="set checkpoint_column to a unique, non-null column such as the primary key")
+    column = data.column(key)
+    if column.null_count:
+        msg = f"checkpoint_column {key!r} has NULL values, so it cannot mark where to resume"
+        raise DataError(msg, column=key, hint="choose a unique, non-null column such as the primary key")
+    return {"column": key, "after": encode_value(pc.max(column))}
+
+
+class SqlDestination(BaseDestination):
+    """Template for transactional SQL destinations with a Python DB-API driver.
+
+    Checkpoints commit the rows written so far and a row of ``_conduit_checkpoints``
+    in one transaction. ``full_refresh`` loads into a persistent staging table that
+    replaces the target only at the end, so checkpoints never expose a half-loaded
+    table; ``merge`` merges the staged rows into the target at each checkpoint.
+    """
+
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
     _stage_prefix = "_conduit_stage_"
 
     # -- driver-specific --------------------------------------------------------
@@ -92,20 +143,29 @@ class SqlDestination(BaseDestination):
         self._table = table
         self._connect()
         self._execute("BEGIN")
-        existing = self._table_columns(table)
-        if target.mode is WriteMode.FULL_REFRESH and existing is not None:
-            self._execute(f"DROP TABLE {self._qualified(table)}")
-            existing = None
-        if existing is None:
-            self._create(self._qualified(table), schema, "CREATE TABLE")
-        else:
-            missing = [n for n in schema.names if n not in existing]
-            if missing:
-                self.abort()
-                msg = (f"table {table!r} has no column(s) {missing}; its columns are {existing}")
-                raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
         self._write_table = table
-        self._insert_into = self._qualified(table)
+        if target.mode is WriteMode.FULL_REFRESH:
+            # Rows go to a staging table that replaces the target at the end: until then the
+            # old table stays whole, through any number of checkpoints.
+            self._write_table = f"{self._stage_prefix}{target.resource}"
+            if target.resume is None:
+                self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._write_table)}")
+                self._create(self._qualified(self._write_table), schema, "CREATE TABLE")
+            elif self._table_columns(self._write_table) is None:
+                self.abort()
+                msg = f"the staging table {self._write_table!r} of the checkpointed load is gone"
+                raise StateError(msg, hint=f"`conduit state reset {target.resource}` and run again")
+        else:
+            existing = self._table_columns(table)
+            if existing is None:
+                self._create(self._qualified(table), schema, "CREATE TABLE")
+            else:
+                missing = [n for n in schema.names if n not in existing]
+                if missing:
+                    self.abort()
+                    msg = (f"table {table!r} has no column(s) {missing}; its columns are {existing}")
+                    raise DataError(msg, hint="use mode: full_refresh to recreate it, or add the columns")
+        self._insert_into = self._qualified(self._write_table)
         if target.mode is WriteMode.MERGE:
             self._write_table = f"{self._stage_prefix}{target.resource}"
             self._insert_into = quote_ident(self._write_table)
@@ -126,12 +186,25 @@ class SqlDestination(BaseDestination):
         """Wait for inserts that run asynchronously (see DuckDB); raise their error."""
 
     def commit(self) -> None:
+        self._publish(None, final=True)
+
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        self._publish(state, final=final)
+
+    def _publish(self, state: ResumeState | None, *, final: bool) -> None:
         self._finish_inserts()
         if self.target.mode is WriteMode.MERGE:
-            self._merge()
+            self._merge(drop=final)
+        if final and self.target.mode is WriteMode.FULL_REFRESH:
+            self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._table)}")
+            self._execute(f"ALTER TABLE {self._qualified(self._write_table)} RENAME TO {quote_ident(self._table)}")
+        if state is not None:
+            self._save_state(state)
         self._execute("COMMIT")
+        if not final:
+            self._execute("BEGIN")
 
-    def _merge(self) -> None:
+    def _merge(self, *, drop: bool) -> None:
         table, stage = self._qualified(self._table), quote_ident(self._write_table)
         keys = [quote_ident(k) for k in self.target.primary_key]
         match = " AND ".join(f"{table}.{k} = {stage}.{k}" for k in keys)
@@ -139,4 +212,41 @@ class SqlDestination(BaseDestination):
         self._execute(f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {stage} WHERE {match})")
         latest = f"SELECT max(rowid) FROM {stage} GROUP BY {', '.join(keys)}"
         self._execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} WHERE rowid IN ({latest})")
-        self._execute(f"DROP TABLE {stage}")
+        self._execute(f"DROP TABLE {stage}" if drop else f"DELETE FROM {stage}")
+
+    # -- checkpoint state ---------------------------------------------------------------
+    def _save_state(self, state: ResumeState) -> None:
+        table = self._qualified(CHECKPOINT_TABLE)
+        self._execute(f"CREATE TABLE IF NOT EXISTS {table} (resource TEXT PRIMARY KEY, state TEXT NOT NULL, "
+                      "updated_at TEXT NOT NULL)")
+        self._execute(f"DELETE FROM {table} WHERE resource = ?", (state.resource,))
+        self._execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (state.resource, state.to_json(), state.updated_at))
+
+    def read_state(self, target: WriteTarget) -> ResumeState | None:
+        if not self._database_exists():
+            return None
+        self._connect()
+        try:
+            if self._table_columns(CHECKPOINT_TABLE) is None:
+                return None
+            rows = self._execute(f"SELECT state FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?",
+                                 (target.resource,))
+            return ResumeState.from_json(rows[0][0]) if rows else None
+        finally:
+            self.close()
+
+    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
+        self._connect()
+        try:
+            self._execute("BEGIN")
+            self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._stage_prefix + target.resource)}")
+            if self._table_columns(CHECKPOINT_TABLE) is not None:
+                self._execute(f"DELETE FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?",
+                              (target.resource,))
+            self._execute("COMMIT")
+        finally:
+            self.close()
+
+    def _database_exists(self) -> bool:
+        """False when there is no database yet (reading state must not create one)."""
+        return True

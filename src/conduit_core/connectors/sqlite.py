@@ -25,7 +25,7 @@ from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadRequest
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.files import check_writable
-from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, quote_ident, source_sql
+from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, keyset_position, quote_ident, source_query
 from conduit_core.errors import ConfigError, DataError, FatalError
 
 _DECIMAL = re.compile(r"DECIMAL_TEXT\((\d+),\s*(\d+)\)", re.IGNORECASE)
@@ -87,9 +87,9 @@ class SQLiteSource(BaseSource):
         self._connection().close()
         return True
 
-    def _sql(self, request: ReadRequest) -> str:
+    def _sql(self, request: ReadRequest) -> tuple[str, list[Any]]:
         table = quote_ident(self.options.table) if self.options.table else None
-        return source_sql(self.options, request, table, "SQLite")
+        return source_query(self.options, request, table, "SQLite", placeholder=lambda _: "?")
 
     def estimate_total_records(self) -> int | None:
         if not self.options.table:
@@ -107,7 +107,7 @@ class SQLiteSource(BaseSource):
         con = self._connection()
         try:
             try:
-                cursor = con.execute(self._sql(request))
+                cursor = con.execute(*self._sql(request))
             except sqlite3.Error as exc:
                 msg = f"SQLite query failed: {exc}"
                 raise DataError(msg, hint="check `table:`/`query:`") from exc
@@ -119,7 +119,7 @@ class SQLiteSource(BaseSource):
                 data = rows_to_batch(rows, names, declared, schema, row + 1)
                 schema = data.schema
                 row += data.num_rows
-                yield Batch(data, position={"rows": row}, first_row=row - data.num_rows + 1)
+                yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
         finally:
             con.close()
 
@@ -228,6 +228,9 @@ class SQLiteDestination(SqlDestination):
         con = getattr(self, "_con", None)
         if con is not None and con.in_transaction:
             con.execute("ROLLBACK")
+
+    def _database_exists(self) -> bool:
+        return self.options.path.exists()
 
     def close(self) -> None:
         con = getattr(self, "_con", None)

@@ -30,6 +30,10 @@ class ResourceResult:
     rows_filtered: int = 0
     batches: int = 0
     retries: int = 0
+    checkpoints: int = 0
+    #: The run whose checkpoint this run continued, and the rows that run had already committed.
+    resumed_from: str | None = None
+    rows_before_resume: int = 0
     files_read: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None

@@ -6,20 +6,23 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
-from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteTarget
+from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
 from conduit_core.engine.stream import stream_resource
-from conduit_core.errors import ConduitError, ConfigError, FatalError
+from conduit_core.engine.tracker import LoadTracker
+from conduit_core.errors import ConduitError, ConfigError, FatalError, StateError
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
-from conduit_core.state.history import RunHistory
+from conduit_core.state import open_store
+from conduit_core.state.resume import ResumeState
+from conduit_core.state.store import StateStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,10 @@ class RunOptions:
     resources: Sequence[str] = ()
     batch_size: int | None = None
     dry_run: bool = False
+    #: Continue resources that have a checkpoint (otherwise such a resource stops the run).
+    resume: bool = False
+    #: Ignore and reset checkpoints and high-water marks, and replace the targets (mode full_refresh).
+    full_refresh: bool = False
 
 
 def _now() -> str:
@@ -64,25 +71,61 @@ def _check_connections(config: IngestConfig, resource: ResourceConfig) -> None:
             connector.close()
 
 
+def write_target(resource: ResourceConfig, options: RunOptions) -> WriteTarget:
+    mode = WriteMode.FULL_REFRESH if options.full_refresh else resource.mode
+    return WriteTarget(resource=resource.name, mode=mode, table=resource.target_table, path=resource.path,
+                       primary_key=resource.primary_key)
+
+
+def saved_state(destination: BaseDestination, target: WriteTarget, store: StateStore) -> ResumeState | None:
+    """The resource's saved state: the destination's own copy (committed with the data) when it keeps one."""
+    if destination.capabilities.checkpoints:
+        return destination.read_state(target)
+    return store.get_state(target.resource)
+
+
+def checkpoint_refusal(state: ResumeState) -> str:
+    where = ", ".join(f"{k} {v}" for k, v in (state.position or {}).items() if k != "after")
+    return (f"resource {state.resource!r} has a checkpoint from run {state.run_id} ({state.rows_committed} rows "
+            f"committed{f', at {where}' if where else ''}, {state.updated_at})")
+
+
 def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,
-             result: ResourceResult) -> None:
-    """One try of the whole unit of work, with fresh connectors (and so a fresh transaction)."""
+             result: ResourceResult, run_id: str, store: StateStore) -> None:
+    """One try of the unit of work with fresh connectors; it continues from the last checkpoint, if any."""
     result.rows_read = result.rows_written = result.rows_dlq = result.rows_filtered = result.batches = 0
+    result.checkpoints = 0
     result.files_read = []
     source: BaseSource | None = None
     destination: BaseDestination | None = None
     try:
         source = build_source(config, resource)
         destination = build_destination(config, resource)
+        target = write_target(resource, options)
+        saved = saved_state(destination, target, store)
+        if saved is not None and saved.run_id == run_id and not saved.in_progress:
+            return  # an earlier attempt's final commit landed although its outcome looked unknown
+        resume = saved is not None and saved.in_progress and (options.resume or saved.run_id == run_id)
+        if saved is not None and saved.in_progress and not resume:
+            raise StateError(checkpoint_refusal(saved), hint="run with --resume, or `conduit state reset RESOURCE`")
+        tracker = LoadTracker(resource.name, run_id, config.checkpoint(resource), resource.incremental,
+                              None if options.full_refresh else saved, resume=resume)
+        if tracker.resumed is not None:
+            target = replace(target, resume=tracker.resumed)
+            if tracker.resumed.run_id != run_id:
+                result.resumed_from = tracker.resumed.run_id
+                result.rows_before_resume = tracker.resumed.rows_committed
+        after = tracker.filter.pushdown() if tracker.filter is not None else None
         batch_size = options.batch_size or resource.batch_size or config.settings.batch_size
-        request = ReadRequest(batch_size=batch_size, query=resource.query)
-        target = WriteTarget(resource=resource.name, mode=resource.mode, table=resource.target_table,
-                             path=resource.path, primary_key=resource.primary_key)
+        request = ReadRequest(batch_size=batch_size, query=resource.query, resume_position=tracker.position,
+                              schema=tracker.schema if tracker.resumed is not None else None,
+                              checkpoint_column=resource.checkpoint_column,
+                              after=(tracker.filter.column, after) if tracker.filter and after is not None else None)
         # An estimate may cost a query and a connection: only worth it when someone watches.
         total = None if isinstance(progress, NoProgress) else source.estimate_total_records()
         progress.start(resource.name, total)
         try:
-            stream_resource(source, destination, target, request, result, progress)
+            stream_resource(source, destination, target, request, result, progress, tracker, store.put_state)
         except RetriableError as exc:
             if not destination.capabilities.transactional:
                 msg = f"{exc.message} (not retried: the destination is not transactional, a redo could double rows)"
@@ -95,8 +138,8 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
                     connector.close()
 
 
-def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions,
-                  progress: ProgressSink, interrupted: list[ResourceResult] | None = None) -> ResourceResult:
+def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,
+                  run_id: str, store: StateStore, interrupted: list[ResourceResult] | None = None) -> ResourceResult:
     result = ResourceResult(resource=resource.name, source=resource.source, destination=resource.destination,
                             mode=str(resource.mode), started_at=_now())
     started = time.perf_counter()
@@ -108,7 +151,7 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
         for attempt in retrying(resource.retries, resource.name):
             with attempt:
                 result.retries = attempt.retry_state.attempt_number - 1
-                _attempt(config, resource, options, progress, result)
+                _attempt(config, resource, options, progress, result, run_id, store)
         result.status = Status.PARTIAL_SUCCESS if result.rows_dlq else Status.SUCCESS
     except ConduitError as exc:
         result.status = Status.FAILED
@@ -133,23 +176,58 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
     return result
 
 
+def prepare_state(config: IngestConfig, selected: Sequence[ResourceConfig], options: RunOptions,
+                  store: StateStore) -> None:
+    """Before anything runs: refuse if a checkpoint waits and ``--resume`` was not given;
+    with ``--full-refresh``, discard checkpoints and marks."""
+    refusals = []
+    for resource in selected:
+        destination = build_destination(config, resource)
+        try:
+            target = write_target(resource, options)
+            saved = saved_state(destination, target, store)
+            if saved is None:
+                continue
+            if options.full_refresh:
+                if saved.in_progress:
+                    destination.discard_state(target, saved)
+                store.delete_state(resource.name)
+            elif saved.in_progress and not options.resume:
+                refusals.append(checkpoint_refusal(saved))
+        finally:
+            destination.close()
+    if refusals:
+        msg = "; ".join(refusals) + ". A run without --resume would load those rows again"
+        raise StateError(msg, hint="continue with `conduit run --resume`, or discard with `conduit state reset "
+                         "RESOURCE` (or `conduit run --full-refresh` to reload from scratch)")
+
+
 def run(config: IngestConfig, options: RunOptions | None = None, *, progress: ProgressSink | None = None,
-        history: RunHistory | None = None) -> RunResult:
-    """Run the selected resources and record the run; never raises for a failed resource."""
+        store: StateStore | None = None) -> RunResult:
+    """Run the selected resources and record the run; never raises for a failed resource.
+
+    Raises :class:`StateError` before anything runs if another process holds a
+    resource's lock, or a checkpoint waits and ``options.resume`` is not set.
+    """
     options = options or RunOptions()
     progress = progress or NoProgress()
     selected = select_resources(config, options.resources)
     run_result = RunResult(run_id=uuid.uuid4().hex, config_file=str(config.file), started_at=_now(),
                            dry_run=options.dry_run)
+    store = store if store is not None else open_store(config)
     started = time.perf_counter()
-    history = history if history is not None else RunHistory(config.settings.state_dir)
-    try:
-        for resource in selected:
-            run_result.resources.append(_run_resource(config, resource, options, progress, run_result.resources))
-    finally:
-        progress.close()
-        run_result.finished_at = _now()
-        run_result.duration_s = round(time.perf_counter() - started, 3)
+    with contextlib.ExitStack() as stack:
         if not options.dry_run:
-            history.record(run_result)
+            stack.enter_context(store.lock([r.name for r in selected], run_result.run_id))
+            prepare_state(config, selected, options, store)
+        try:
+            for resource in selected:
+                run_result.resources.append(_run_resource(config, resource, options, progress, run_result.run_id,
+                                                          store, run_result.resources))
+        finally:
+            progress.close()
+            run_result.finished_at = _now()
+            run_result.duration_s = round(time.perf_counter() - started, 3)
+            if not options.dry_run:
+                store.record(run_result)
     return run_result

@@ -1,0 +1,169 @@
+"""The state store: run history, manifests, resource state (checkpoints and high-water marks) and locks.
+
+Default: SQLite at ``<state_dir>/state.db`` (WAL), plus a ``manifest.json``
+per run. With ``state: postgresql://...`` the same tables live in PostgreSQL
+(see :mod:`conduit_core.state.pg_store`) so several machines can share them.
+
+Error summaries are stored as the engine produced them, which never include
+option values, so secrets from ingest.yml cannot reach the store.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from conduit_core.engine.results import RunResult
+from conduit_core.state.resume import ResumeState
+
+RUN_COLUMNS = ("run_id", "status", "config_file", "started_at", "finished_at", "duration_s",
+               "rows_read", "rows_written", "rows_dlq", "rows_filtered", "dry_run")
+RESOURCE_COLUMNS = ("run_id", "resource", "source", "destination", "mode", "status", "started_at", "finished_at",
+                    "duration_s", "rows_read", "rows_written", "rows_dlq", "rows_filtered", "batches", "retries",
+                    "files_read", "error", "error_type")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    config_file TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_s {real},
+    rows_read {int}, rows_written {int}, rows_dlq {int}, rows_filtered {int},
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    manifest TEXT
+);
+CREATE TABLE IF NOT EXISTS resource_runs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    resource TEXT NOT NULL,
+    source TEXT, destination TEXT, mode TEXT,
+    status TEXT NOT NULL,
+    started_at TEXT, finished_at TEXT, duration_s {real},
+    rows_read {int}, rows_written {int}, rows_dlq {int}, rows_filtered {int},
+    batches {int},
+    retries INTEGER NOT NULL DEFAULT 0,
+    files_read TEXT,
+    error TEXT, error_type TEXT,
+    PRIMARY KEY (run_id, resource)
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
+CREATE TABLE IF NOT EXISTS resource_state (
+    resource TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class StateStore(ABC):
+    """Where runs, manifests and resource state are kept. Subclasses supply the database."""
+
+    #: Shown in messages: a path or a redacted URL.
+    location: str
+
+    # -- the database -------------------------------------------------------------
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (``?`` placeholders) in the current transaction."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]:
+        """Open the store (creating its tables) for one transaction."""
+
+    @abstractmethod
+    def lock(self, resources: Sequence[str], run_id: str) -> AbstractContextManager[None]:
+        """Hold the run lock of every resource in ``resources``; raise :class:`LockedError` if one is held."""
+
+    def _write_manifest(self, run_id: str, data: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Keep a copy of the manifest outside the database too (the SQLite store writes a file)."""
+
+    # -- runs -------------------------------------------------------------------------
+    def record(self, run: RunResult) -> None:
+        """Store ``run`` (insert or update) with its manifest."""
+        data = run.to_dict()
+        manifest = json.dumps(data, indent=2) + "\n"
+        with self._transaction():
+            values = [int(data[c]) if c == "dry_run" else data[c] for c in RUN_COLUMNS]
+            self._upsert("runs", (*RUN_COLUMNS, "manifest"), [*values, manifest], ("run_id",))
+            for resource in data["resources"]:
+                res = {**resource, "run_id": run.run_id, "files_read": json.dumps(resource["files_read"])}
+                self._upsert("resource_runs", RESOURCE_COLUMNS, [res[c] for c in RESOURCE_COLUMNS],
+                             ("run_id", "resource"))
+        self._write_manifest(run.run_id, data)
+
+    def _upsert(self, table: str, columns: Sequence[str], values: Sequence[Any], key: Sequence[str]) -> None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        self._execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                      f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", values)
+
+    def runs(self, *, status: str | None = None, resource: str | None = None,
+             last: int | None = 20) -> list[dict[str, Any]]:
+        """Runs newest first, each with its resources, filtered as asked."""
+        columns = ", ".join(RUN_COLUMNS)
+        query = f"SELECT {columns} FROM runs"
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status:
+            clauses.append("(status = ? OR run_id IN (SELECT run_id FROM resource_runs WHERE status = ?))")
+            params += [status, status]
+        if resource:
+            clauses.append("run_id IN (SELECT run_id FROM resource_runs WHERE resource = ?)")
+            params.append(resource)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY started_at DESC, run_id DESC"
+        if last:
+            query += f" LIMIT {int(last)}"
+        with self._transaction():
+            runs = self._query(query, params)
+            for run in runs:
+                rows = self._query(f"SELECT {', '.join(RESOURCE_COLUMNS)} FROM resource_runs WHERE run_id = ? "
+                                   "ORDER BY started_at, resource", [run["run_id"]])
+                run["dry_run"] = bool(run["dry_run"])
+                run["resources"] = [{**r, "files_read": json.loads(r["files_read"] or "[]")} for r in rows
+                                    if resource is None or r["resource"] == resource]
+        return runs
+
+    def manifest(self, run_id: str) -> dict[str, Any] | None:
+        with self._transaction():
+            rows = self._query("SELECT manifest FROM runs WHERE run_id = ?", [run_id])
+        return json.loads(rows[0]["manifest"]) if rows and rows[0]["manifest"] else None
+
+    # -- resource state -----------------------------------------------------------------
+    def get_state(self, resource: str) -> ResumeState | None:
+        with self._transaction():
+            rows = self._query("SELECT state FROM resource_state WHERE resource = ?", [resource])
+        return ResumeState.from_json(rows[0]["state"]) if rows else None
+
+    def put_state(self, state: ResumeState) -> None:
+        with self._transaction():
+            self._upsert("resource_state", ("resource", "state", "updated_at"),
+                         [state.resource, state.to_json(), state.updated_at or now()], ("resource",))
+
+    def delete_state(self, resource: str) -> None:
+        with self._transaction():
+            self._execute("DELETE FROM resource_state WHERE resource = ?", [resource])
+
+    def states(self) -> list[ResumeState]:
+        with self._transaction():
+            rows = self._query("SELECT state FROM resource_state ORDER BY resource")
+        return [ResumeState.from_json(r["state"]) for r in rows]
+
+
+def lock_message(resource: str, holder: str, where: str) -> str:
+    return (f"resource {resource!r} is being run by another conduit process ({holder}); "
+            f"two runs of one resource would interleave their writes. Lock: {where}")
+
+
