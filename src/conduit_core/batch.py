@@ -101,3 +101,12 @@ def iter_batches(reader: pa.RecordBatchReader,
             if translate is None:
                 raise
             raise translate(exc) from None
+
+
+def slices(data: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
+    """``data`` in zero-copy slices of at most ``size`` rows (readers may return larger batches)."""
+    if data.num_rows <= size:
+        yield data
+        return
+    for offset in range(0, data.num_rows, size):
+        yield data.slice(offset, size)

@@ -16,7 +16,8 @@ from conduit_core.cli.output import err, handled, out, print_json
 
 app = typer.Typer(
     name="conduit",
-    help="Declarative, Arrow-native data ingestion. Exit codes: 0 success, 1 run failed, 2 configuration error.",
+    help=("Declarative, Arrow-native data ingestion. Exit codes: 0 success, 1 run failed, 2 configuration error, "
+          "5 saved state needs a decision (a checkpoint to --resume, or another run holds the lock)."),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -50,15 +51,21 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and open connections; write nothing.")] = False,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per batch.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show progress.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue resources from their last checkpoint.")] = False,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh", help="Ignore and reset checkpoints and high-water marks; replace the targets.")] = False,
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run resources from ingest.yml."""
     from conduit_core.cli.run_cmd import run_command
+    from conduit_core.engine.runner import RunOptions
 
     with handled(debug):
-        run_command(file, resources or [], dry_run=dry_run, batch_size=batch_size,
-                    progress=not no_progress and not json_output, json_output=json_output, debug=debug)
+        options = RunOptions(resources=tuple(resources or []), batch_size=batch_size, dry_run=dry_run, resume=resume,
+                             full_refresh=full_refresh)
+        run_command(file, options, progress=not no_progress and not json_output, json_output=json_output,
+                    debug=debug)
 
 
 @app.command()
@@ -122,6 +129,37 @@ def manifest(
             out.print("No runs recorded" + (" matching the filter." if status or resource else " yet."))
         else:
             out.print(runs_table(runs))
+
+
+state_app = typer.Typer(help="Checkpoints and high-water marks of resources.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("show")
+def state_show(
+    resource: Annotated[str | None, typer.Argument(help="Only this resource.")] = None,
+    file: FileOpt = DEFAULT_FILE,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show saved checkpoints and incremental high-water marks."""
+    from conduit_core.cli.state_cmd import show_command
+
+    with handled(debug):
+        show_command(file, resource, json_output=json_output)
+
+
+@state_app.command("reset")
+def state_reset(
+    resource: Annotated[str, typer.Argument(help="The resource whose state to discard.")],
+    file: FileOpt = DEFAULT_FILE,
+    debug: DebugOpt = False,
+) -> None:
+    """Discard a resource's checkpoint (and its staging data) and its high-water mark."""
+    from conduit_core.cli.state_cmd import reset_command
+
+    with handled(debug):
+        reset_command(file, resource)
 
 
 def main() -> None:

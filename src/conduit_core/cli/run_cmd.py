@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -19,11 +18,10 @@ from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
 from conduit_core.observe.progress import make_progress
 
 
-def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_size: int | None, progress: bool,
-                json_output: bool, debug: bool) -> None:
+def run_command(file: Path, options: RunOptions, *, progress: bool, json_output: bool, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="conduit: %(message)s")
     config = load_config(file)
-    options = RunOptions(resources=tuple(resources), batch_size=batch_size, dry_run=dry_run)
+    dry_run = options.dry_run
     result = run(config, options, progress=make_progress(progress))
     if debug:
         for r in result.resources:
@@ -36,6 +34,9 @@ def run_command(file: Path, resources: Sequence[str], *, dry_run: bool, batch_si
         if dry_run and result.status is not Status.FAILED:
             out.print("Dry run: configuration valid and connections open; nothing was written.")
     for r in result.resources:
+        if r.resumed_from and not json_output:
+            out.print(f"{r.resource}: resumed the load of run {r.resumed_from}, which had committed "
+                      f"{r.rows_before_resume:,} rows.")
         if r.status is Status.FAILED:
             err.print(f"[bold red]Error:[/] resource {escape(r.resource)} failed: {escape(r.error or 'unknown error')}")
     raise typer.Exit(EXIT_RUN_FAILED if result.status is Status.FAILED else EXIT_OK)

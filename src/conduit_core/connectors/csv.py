@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pydantic import Field, field_validator
 
-from conduit_core.batch import Batch, iter_batches
+from conduit_core.batch import Batch, iter_batches, slices
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import (
     BaseDestination,
@@ -144,10 +144,11 @@ class CsvSource(BaseSource):
             def locate(exc: Exception) -> BaseException:
                 return self._locate_error(exc, path, dialect, schema)
 
-            for data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
-                yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
-                            source_file=str(path), first_row=row + 1)
-                row += data.num_rows
+            for block_data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
+                for data in slices(block_data, request.batch_size):
+                    yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
+                                source_file=str(path), first_row=row + 1)
+                    row += data.num_rows
             if row == 0:
                 # A header-only file still carries its schema (a full_refresh of it empties the target).
                 empty = pa.RecordBatch.from_pylist([], schema=reader.schema)

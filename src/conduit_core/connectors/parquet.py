@@ -23,8 +23,10 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.connectors.csv import file_target
-from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
+from conduit_core.connectors.files import check_writable, expand, resume_files, skip_rows
+from conduit_core.connectors.parts import PartFiles
 from conduit_core.errors import DataError
+from conduit_core.state.resume import ResumeState
 
 
 class ParquetSourceOptions(ConnectorOptions):
@@ -82,34 +84,44 @@ class ParquetDestinationOptions(ConnectorOptions):
 
 
 class ParquetDestination(BaseDestination):
-    """Writes one Parquet file per resource, atomically."""
+    """Writes one Parquet file per resource, atomically; long loads checkpoint as part files."""
 
     Options = ParquetDestinationOptions
     options: ParquetDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=False)
+    capabilities = Capabilities(transactional=True, merge=False, checkpoints=True)
 
     def test_connection(self) -> bool:
         if self.options.path is not None:
             check_writable(self.options.path)
         return True
 
+    def _parts(self, target: WriteTarget) -> PartFiles:
+        return PartFiles(file_target(target, self.options.path, "parquet"), "parquet")
+
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)
-        final = file_target(target, self.options.path, "parquet")
-        append = target.mode is WriteMode.APPEND and final.exists()
-        # Parquet cannot be appended in place: an append copies the existing row
-        # groups into the new temporary file first, so a failure keeps the old file.
-        self._file = AtomicFile(final)
-        self._writer = pq.ParquetWriter(self._file.temp, schema, compression=self.options.compression)
+        self._files = self._parts(target)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
-        if append:
+        if target.resume is not None:
+            self._files.load()
+            self._open_part()
+            return
+        self._files.start_fresh()
+        self._open_part()
+        final = self._files.final
+        if target.mode is WriteMode.APPEND and final.exists():
+            # Parquet cannot be appended in place: the existing row groups are copied into the
+            # first part, so the old file stays whole until the new one replaces it.
             self._copy_existing(final, schema)
+
+    def _open_part(self) -> None:
+        self._temp = self._files.temp_path()
+        self._writer = pq.ParquetWriter(self._temp, self.schema, compression=self.options.compression)
 
     def _copy_existing(self, final: Path, schema: pa.Schema) -> None:
         existing = pq.ParquetFile(final)
         if not existing.schema_arrow.equals(schema):
-            self.abort()
             msg = (f"cannot append: the existing file's columns {existing.schema_arrow.names} and types differ "
                    f"from the new data's {schema.names}")
             raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
@@ -130,14 +142,46 @@ class ParquetDestination(BaseDestination):
             self._pending, self._pending_rows = [], 0
 
     def commit(self) -> None:
+        self._publish(None, final=True)
+
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        self._publish(state, final=final)
+
+    def _publish(self, state: ResumeState | None, *, final: bool) -> None:
         self._flush()
         self._writer.close()
-        self._file.commit()
+        if not final:
+            assert state is not None
+            self._files.add_part(self._temp)
+            self._files.commit(state)
+            self._open_part()
+            return
+        if self._files.parts:
+            self._files.add_part(self._temp)
+            self._temp = self._assemble(self._files.part_paths())
+        self._files.publish(self._temp, state)
+
+    def _assemble(self, parts: list[Path]) -> Path:
+        """One file from the committed parts (row groups re-encoded; the price of checkpoints)."""
+        assembled = self._files.temp_path()
+        with pq.ParquetWriter(assembled, self.schema, compression=self.options.compression) as writer:
+            for part in parts:
+                source = pq.ParquetFile(part)
+                for group in range(source.num_row_groups):
+                    writer.write_table(source.read_row_group(group))
+        return assembled
 
     def abort(self) -> None:
         writer = getattr(self, "_writer", None)
         if writer is not None:
             with contextlib.suppress(OSError, pa.ArrowException):
                 writer.close()
-        if hasattr(self, "_file"):
-            self._file.discard()
+        temp = getattr(self, "_temp", None)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+
+    def read_state(self, target: WriteTarget) -> ResumeState | None:
+        return self._parts(target).load()
+
+    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
+        self._parts(target).discard()

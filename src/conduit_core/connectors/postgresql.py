@@ -1,13 +1,13 @@
 """PostgreSQL source and destination over ADBC (binary COPY both ways, Arrow native).
 
-The destination loads with binary ``COPY`` inside one transaction. Appends,
-and loads into a table created by this load, COPY straight into the target
-(no other session sees the rows before COMMIT). Replacing or merging into an
-existing table COPYs into a staging table created in the same transaction,
-then moves the rows with one statement: ``TRUNCATE`` + ``INSERT`` for
-full_refresh, ``INSERT ... ON CONFLICT DO UPDATE`` for merge. Everything
-commits at once, so readers see the old table or the new one, never a
-half-loaded or empty one, and a failure leaves the old data untouched.
+The destination loads with binary ``COPY``. Appends COPY straight into the
+target. Replacing or merging COPYs into a staging table, then moves the rows
+with one statement: a rename (new table) or ``TRUNCATE`` + ``INSERT``
+(existing table) at the end of a full_refresh, ``INSERT ... ON CONFLICT DO
+UPDATE`` at every checkpoint of a merge. Each checkpoint commits the rows so far
+with a row of ``_conduit_checkpoints`` in the same transaction, so the data and
+the resume state can never disagree; readers see the old table or the new one,
+never a half-replaced one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from conduit_core.batch import Batch, iter_batches
+from conduit_core.batch import Batch, iter_batches, slices
 from conduit_core.connectors.arrow_pipe import BatchPipe
 from conduit_core.connectors.base import (
     BaseDestination,
@@ -33,9 +33,16 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.pg_types import normalize, pg_type
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import TableOrQueryOptions, keyset_position, quote_ident, source_query
-from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.connectors.sql import (
+    CHECKPOINT_TABLE,
+    TableOrQueryOptions,
+    keyset_position,
+    quote_ident,
+    source_query,
+)
+from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.state.resume import ResumeState
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -169,9 +176,9 @@ class PostgresSource(BaseSource):
                 raise translate(exc, "query", self.options) from None
             row = 0
             for raw in iter_batches(reader, lambda exc: translate(exc, "read", self.options)):
-                data = normalize(raw)
-                row += data.num_rows
-                yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
+                for data in slices(normalize(raw), request.batch_size):
+                    row += data.num_rows
+                    yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
             if row == 0:
                 yield Batch(_empty(reader.schema))
         finally:
@@ -192,7 +199,7 @@ class PostgresDestination(BaseDestination):
 
     Options = PostgresDestinationOptions
     options: PostgresDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True)
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
 
     def test_connection(self) -> bool:
         con = connect(self.options, autocommit=True)
@@ -228,31 +235,40 @@ class PostgresDestination(BaseDestination):
         self._table = target.table or target.resource
         self._con = connect(self.options)
         self._cur = self._con.cursor()
+        self._pipe: BatchPipe | None = None
         self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
         existing = self._columns(self._table)
-        created = existing is None
-        if existing is None:
+        if existing is None and target.mode is not WriteMode.FULL_REFRESH:
             self._create(self._qualified(self._table), schema, target)
-        else:
+        elif existing is not None:
             missing = [n for n in schema.names if n not in existing]
             if missing:
                 msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
                 raise DataError(msg, hint="add the columns to the table (ALTER TABLE ... ADD COLUMN), or drop it")
-        if target.mode is WriteMode.MERGE:
-            self._check_key(target)
-        # Appends, and loads into a table created in this transaction, COPY straight into the
-        # target: nobody else can see those rows before COMMIT. Replacing or merging into an
-        # existing table goes through a staging table so the old rows stay readable meanwhile.
-        direct = target.mode is WriteMode.APPEND or (created and target.mode is WriteMode.FULL_REFRESH)
-        self._stage = None if direct else f"_conduit_stage_{uuid.uuid4().hex[:16]}"
-        if self._stage is not None:
-            self._create(self._qualified(self._stage), schema, None)
-        stage, db_schema = self._stage or self._table, self.options.db_schema
+            if target.mode is WriteMode.MERGE:
+                self._check_key(target)
+        # Appends COPY straight into the target: nobody sees the rows before COMMIT. Replacing or
+        # merging goes through a staging table, so the old rows stay readable until the end, and it
+        # survives checkpoints: a resumed load finds its staging table by the name in its state.
+        self._stage: str | None = None
+        if target.mode is not WriteMode.APPEND:
+            resumed = target.resume.stage if target.resume is not None else None
+            self._stage = resumed or f"_conduit_stage_{uuid.uuid4().hex[:16]}"
+            if resumed is None:
+                self._create(self._qualified(self._stage), schema, None)
+            elif self._columns(resumed) is None:
+                msg = f"the staging table {resumed!r} of the checkpointed load is gone"
+                raise StateError(msg, hint=f"`conduit state reset {target.resource}` and run again")
 
-        def load(reader: pa.RecordBatchReader) -> None:
-            self._cur.adbc_ingest(stage, reader, mode="append", db_schema_name=db_schema)
+    def _loader(self) -> BatchPipe:
+        if self._pipe is None:
+            stage, db_schema = self._stage or self._table, self.options.db_schema
 
-        self._pipe: BatchPipe | None = BatchPipe(schema, load)
+            def load(reader: pa.RecordBatchReader) -> None:
+                self._cur.adbc_ingest(stage, reader, mode="append", db_schema_name=db_schema)
+
+            self._pipe = BatchPipe(self.schema, load)
+        return self._pipe
 
     def _create(self, qualified: str, schema: pa.Schema, target: WriteTarget | None) -> None:
         columns = [f"{quote_ident(f.name)} {pg_type(f.type, f.name)}" for f in schema]
@@ -273,16 +289,15 @@ class PostgresDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
-        assert self._pipe is not None
         try:
-            self._pipe.put(batch.data)
+            self._loader().put(batch.data)
         except ConduitError:
             raise
         except Exception as exc:  # noqa: BLE001 - the COPY failed in the loader thread
             raise translate(exc, "COPY", self.options) from None
         return batch.num_rows
 
-    def commit(self) -> None:
+    def _finish_copy(self) -> None:
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             try:
@@ -291,33 +306,90 @@ class PostgresDestination(BaseDestination):
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise translate(exc, "COPY", self.options) from None
-        if self._stage is not None:
-            self._move_from_stage()
+
+    def commit(self) -> None:
+        self._publish(None, final=True)
+
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        state.stage = None if final else self._stage
+        self._publish(state, final=final)
+
+    def _publish(self, state: ResumeState | None, *, final: bool) -> None:
+        self._finish_copy()
+        if self.target.mode is WriteMode.MERGE:
+            self._merge_stage(drop=final)
+        elif final and self.target.mode is WriteMode.FULL_REFRESH:
+            self._replace_from_stage()
+        if state is not None:
+            self._save_state(state)
         try:
             self._con.commit()
         except Exception as exc:  # noqa: BLE001
-            # The server may or may not have committed: redoing the load could double it.
             error = translate(exc, "commit", self.options)
+            if state is not None:
+                # The state row commits with the data, so a retry reads it back and knows.
+                msg = f"{error.message}; the retry checks the committed checkpoint before going on"
+                raise ConnectionError(msg, hint=error.hint) from None
+            # The server may or may not have committed: redoing the load could double it.
             msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
             raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
 
-    def _move_from_stage(self) -> None:
+    def _merge_stage(self, *, drop: bool) -> None:
         assert self._stage is not None
         table, stage = self._qualified(self._table), self._qualified(self._stage)
         cols = ", ".join(quote_ident(n) for n in self.schema.names)
-        if self.target.mode is WriteMode.FULL_REFRESH:
-            self._run(f"TRUNCATE {table}")
-        if self.target.mode is WriteMode.MERGE:
-            keys = ", ".join(quote_ident(k) for k in self.target.primary_key)
-            updates = [f"{quote_ident(n)} = EXCLUDED.{quote_ident(n)}" for n in self.schema.names
-                       if n not in self.target.primary_key]
-            action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
-            # The last occurrence of a key in the load wins (ctid follows insertion order in a fresh table).
-            self._run(f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
-                      f"ORDER BY {keys}, ctid DESC ON CONFLICT ({keys}) {action}")
-        else:
-            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")
+        keys = ", ".join(quote_ident(k) for k in self.target.primary_key)
+        updates = [f"{quote_ident(n)} = EXCLUDED.{quote_ident(n)}" for n in self.schema.names
+                   if n not in self.target.primary_key]
+        action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+        # The last occurrence of a key wins: ctid follows insertion order in a stage emptied by TRUNCATE.
+        self._run(f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
+                  f"ORDER BY {keys}, ctid DESC ON CONFLICT ({keys}) {action}")
+        self._run(f"DROP TABLE {stage}" if drop else f"TRUNCATE {stage}")
+
+    def _replace_from_stage(self) -> None:
+        assert self._stage is not None
+        table, stage = self._qualified(self._table), self._qualified(self._stage)
+        if self._columns(self._table) is None:
+            self._run(f"ALTER TABLE {stage} RENAME TO {quote_ident(self._table)}")
+            return
+        # An existing table keeps its identity (grants, views, indexes): its rows are replaced.
+        cols = ", ".join(quote_ident(n) for n in self.schema.names)
+        self._run(f"TRUNCATE {table}")
+        self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")
         self._run(f"DROP TABLE {stage}")
+
+    # -- checkpoint state -------------------------------------------------------------
+    def _state_table(self) -> str:
+        return self._qualified(CHECKPOINT_TABLE)
+
+    def _save_state(self, state: ResumeState) -> None:
+        # Two first loads into one schema could race to create the table: serialise them.
+        self._run("SELECT pg_advisory_xact_lock(hashtext($1))", (f"conduit:{self.options.db_schema}",))
+        self._run(f"CREATE TABLE IF NOT EXISTS {self._state_table()} (resource text PRIMARY KEY, "
+                  "state text NOT NULL, updated_at text NOT NULL)")
+        self._run(f"INSERT INTO {self._state_table()} VALUES ($1, $2, $3) ON CONFLICT (resource) DO UPDATE "
+                  "SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+                  (state.resource, state.to_json(), state.updated_at))
+
+    def _state_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self._con = connect(self.options, autocommit=True)
+        self._cur = self._con.cursor()
+        try:
+            if self._columns(CHECKPOINT_TABLE) is None:
+                return []
+            return self._run(sql, params)
+        finally:
+            self.close()
+
+    def read_state(self, target: WriteTarget) -> ResumeState | None:
+        rows = self._state_rows(f"SELECT state FROM {self._state_table()} WHERE resource = $1", (target.resource,))
+        return ResumeState.from_json(rows[0][0]) if rows else None
+
+    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
+        if state.stage:
+            self._state_rows(f"DROP TABLE IF EXISTS {self._qualified(state.stage)}", ())
+        self._state_rows(f"DELETE FROM {self._state_table()} WHERE resource = $1", (target.resource,))
 
     def abort(self) -> None:
         pipe, self._pipe = getattr(self, "_pipe", None), None

@@ -34,6 +34,8 @@ class ResourceResult:
     #: The run whose checkpoint this run continued, and the rows that run had already committed.
     resumed_from: str | None = None
     rows_before_resume: int = 0
+    #: Rows (written, read, filtered) that the resumed run had committed: the base this run counts from.
+    base_counts: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
     files_read: list[str] = field(default_factory=list)
     error: str | None = None
     error_type: str | None = None
@@ -45,7 +47,7 @@ class ResourceResult:
         return self.rows_read == self.rows_written + self.rows_dlq + self.rows_filtered
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "exception"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in {"exception", "base_counts"}}
         data["status"] = str(self.status)
         data["files_read"] = list(self.files_read)
         return data

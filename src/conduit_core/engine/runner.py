@@ -90,6 +90,21 @@ def checkpoint_refusal(state: ResumeState) -> str:
             f"committed{f', at {where}' if where else ''}, {state.updated_at})")
 
 
+def _count_resumed(resumed: ResumeState, run_id: str, result: ResourceResult) -> None:
+    """Count what the checkpoint already holds: another run's rows are its base; this run's own
+    (committed by an earlier attempt) are part of this run's counts."""
+    if resumed.run_id != run_id:
+        result.resumed_from = resumed.run_id
+        result.rows_before_resume = resumed.rows_committed
+        result.base_counts = (resumed.rows_committed, resumed.rows_read, resumed.rows_filtered)
+        return
+    written, read, filtered = result.base_counts
+    result.rows_written = resumed.rows_committed - written
+    result.rows_read = resumed.rows_read - read
+    result.rows_filtered = resumed.rows_filtered - filtered
+    result.files_read = list(resumed.files_read)
+
+
 def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,
              result: ResourceResult, run_id: str, store: StateStore) -> None:
     """One try of the unit of work with fresh connectors; it continues from the last checkpoint, if any."""
@@ -111,10 +126,8 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         tracker = LoadTracker(resource.name, run_id, config.checkpoint(resource), resource.incremental,
                               None if options.full_refresh else saved, resume=resume)
         if tracker.resumed is not None:
+            _count_resumed(tracker.resumed, run_id, result)
             target = replace(target, resume=tracker.resumed)
-            if tracker.resumed.run_id != run_id:
-                result.resumed_from = tracker.resumed.run_id
-                result.rows_before_resume = tracker.resumed.rows_committed
         after = tracker.filter.pushdown() if tracker.filter is not None else None
         batch_size = options.batch_size or resource.batch_size or config.settings.batch_size
         request = ReadRequest(batch_size=batch_size, query=resource.query, resume_position=tracker.position,
@@ -185,9 +198,14 @@ def prepare_state(config: IngestConfig, selected: Sequence[ResourceConfig], opti
         destination = build_destination(config, resource)
         try:
             target = write_target(resource, options)
-            saved = saved_state(destination, target, store)
+            try:
+                saved = saved_state(destination, target, store)
+            except ConduitError:
+                continue  # unreachable now: the resource's own attempt reports it (and retries)
             if saved is None:
                 continue
+            if destination.capabilities.checkpoints:
+                store.put_state(saved)  # the destination's copy is the truth; a crash may have left the mirror behind
             if options.full_refresh:
                 if saved.in_progress:
                     destination.discard_state(target, saved)

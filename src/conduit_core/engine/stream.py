@@ -93,7 +93,7 @@ class _Load:
         self.checkpoints = destination.capabilities.checkpoints
         self.begun = False  # once set, the destination has begun (and must be aborted on failure)
         self.first: Batch | None = None
-        self.committed = 0  # rows of this attempt that a checkpoint made durable
+        self.committed = result.rows_written  # rows of this run that a checkpoint made durable
 
     def _begin(self, schema: pa.Schema) -> None:
         self.begun = True  # set first: abort() must also clean up after a begin() that failed half-way

@@ -78,16 +78,17 @@ class LoadTracker:
     def state(self, result: ResourceResult, position: dict[str, object] | None, *, final: bool) -> ResumeState:
         """What to commit with the data: a checkpoint at ``position``, or the completed load."""
         self._rows_since, self._since = 0, time.monotonic()
-        base = self.resumed
+        written, read, filtered = result.base_counts
         state = ResumeState(
             resource=self.resource, run_id=self.run_id, status=COMPLETE if final else IN_PROGRESS,
             position=None if final else dict(position or {}),
-            rows_committed=(base.rows_committed if base else 0) + result.rows_written,
-            rows_read=(base.rows_read if base else 0) + result.rows_read,
-            rows_filtered=(base.rows_filtered if base else 0) + result.rows_filtered,
+            rows_committed=written + result.rows_written,
+            rows_read=read + result.rows_read,
+            rows_filtered=filtered + result.rows_filtered,
             schema=encode_schema(self.schema) if self.schema is not None and not final else None,
             stage=self.stage,
-            files_read=list(dict.fromkeys([*(base.files_read if base else []), *result.files_read])),
+            files_read=list(dict.fromkeys([*(self.resumed.files_read if self.resumed else []),
+                                           *result.files_read])),
             updated_at=now(),
         )
         if self.filter is not None:
