@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,27 +217,36 @@ def test_full_refresh_is_atomic_for_readers_and_survives_a_kill(tmp_path: Path, 
 
 def test_terminated_backend_is_retried_and_loads_exactly_once(tmp_path: Path, pg: Any, postgres_dsn: str,
                                                               write_config: Callable[[str], Path]) -> None:
+    """The backend dies after a checkpoint committed: the retry resumes there and no row is doubled."""
     rows = 300_000
     _csv(tmp_path / "in.csv", rows)
-    write_config(_config(pg, postgres_dsn).replace("table: loaded}\n  - {name: export",
-                                                   "table: loaded, retries: {initial_wait: 0.2}}\n  - {name: export"))
+    write_config(_config(pg, postgres_dsn).replace(
+        "table: loaded}\n  - {name: export",
+        "table: loaded, retries: {initial_wait: 0.2}, checkpoint: {every_rows: 50000}}\n  - {name: export"))
     proc = subprocess.Popen([sys.executable, "-m", "conduit_core", "run", "load", "--no-progress", "--json",
                              "--batch-size", "5000"], cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     terminated = False
     deadline = time.monotonic() + 120
     while proc.poll() is None and not terminated and time.monotonic() < deadline:
-        row = pg.execute(_ACTIVE_COPY.format(what="pg_terminate_backend(pid)") + " LIMIT 1",
-                         (f"%{pg.schema}%",)).fetchone()
-        terminated = bool(row and row[0])
-        time.sleep(0.01)
+        checkpointed = pg.execute("SELECT to_regclass('_conduit_checkpoints') IS NOT NULL").fetchone()[0]
+        if checkpointed:
+            row = pg.execute(_ACTIVE_COPY.format(what="pg_terminate_backend(pid)") + " LIMIT 1",
+                             (f"%{pg.schema}%",)).fetchone()
+            terminated = bool(row and row[0])
+        time.sleep(0.005)
     out, err = proc.communicate(timeout=300)
     assert terminated, "the load finished before its backend could be terminated"
     assert proc.returncode == 0, out + err
     report = json.loads(out)["resources"][0]
     assert report["retries"] >= 1
     assert "attempt 1 of 3 failed" in err
+    resumed = re.search(r"attempt 2 resumes after the (\d+) rows its run has committed", err)
+    assert resumed, err
+    assert int(resumed.group(1)) >= 50_000
+    assert report["rows_written"] == rows
     assert _checksum(pg, "loaded")[:2] == (rows, rows * (rows + 1) // 2)
+    assert pg.execute("SELECT count(*), count(DISTINCT id) FROM loaded").fetchone() == (rows, rows)
 
 
 def test_data_errors_are_not_retried_and_leave_the_table(tmp_path: Path, cli: CliRunner, pg: Any, postgres_dsn: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from conduit_core.observe.redact import redact
 from conduit_core.state import open_store
 from conduit_core.state.resume import ResumeState
 from conduit_core.state.store import StateStore
+
+log = logging.getLogger("conduit")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def _count_resumed(resumed: ResumeState, run_id: str, result: ResourceResult) ->
         result.base_counts = (resumed.rows_committed, resumed.rows_read, resumed.rows_filtered)
         return
     written, read, filtered = result.base_counts
+    log.warning("[%s] attempt %d resumes after the %d rows its run has committed", result.resource,
+                result.retries + 1, resumed.rows_committed - written)
     result.rows_written = resumed.rows_committed - written
     result.rows_read = resumed.rows_read - read
     result.rows_filtered = resumed.rows_filtered - filtered
