@@ -255,3 +255,26 @@ def test_a_second_run_of_the_same_resource_refuses_immediately(tmp_path: Path, c
     assert "being run by another conduit process" in second.stderr
     assert f"pid {first.pid}" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+@pytest.mark.parametrize(("seed", "mode"), [(31, "append"), (37, "full_refresh")])
+def test_csv_to_mysql_survives_sigkill(tmp_path: Path, mysql: Any, mysql_dsn: str, seed: int, mode: str) -> None:
+    expected = _write_csv(tmp_path / "in.csv")
+    if mode == "full_refresh":  # the old contents must be replaced whole
+        with mysql.cursor() as cur:
+            cur.execute("CREATE TABLE loaded (id BIGINT, name TEXT, v DOUBLE)")
+            cur.execute("INSERT INTO loaded VALUES (1, 'old', -1), (999999, 'old', -1)")
+    dsn = mysql_dsn.rsplit("/", 1)[0] + f"/{mysql.database}"
+    _config(tmp_path, f'{{name: dst, type: mysql, dsn: "{dsn}"}}', extra=f", mode: {mode}")
+    mid_load = _crash_and_resume(tmp_path, "load", seed)
+    with mysql.cursor() as cur:
+        cur.execute("SELECT id, name, v FROM loaded")
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+                    "AND table_name LIKE '\\_conduit\\_%%' AND table_name <> '_conduit_checkpoints'")
+        leftovers = cur.fetchone()
+    actual = pa.table({"id": pa.array([r[0] for r in rows], pa.int64()), "name": [r[1] for r in rows],
+                       "v": pa.array([r[2] for r in rows], pa.float64())})
+    _assert_exact(actual, expected)
+    assert leftovers == (0,)
+    assert mid_load >= 1

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,10 @@ from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
 from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
-from conduit_core.connectors.sql import TableOrQueryOptions, keyset_position, source_query
-from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError
+from conduit_core.connectors.sql import CHECKPOINT_TABLE, TableOrQueryOptions, keyset_position, source_query
+from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState
 
 # Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
 _RETRIABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1213, 1205, 1053, 1927}
@@ -204,7 +206,7 @@ class MySQLDestination(BaseDestination):
 
     Options = MySQLDestinationOptions
     options: MySQLDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True)
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
 
     def test_connection(self) -> bool:
         connect(self.options).close()
@@ -247,14 +249,24 @@ class MySQLDestination(BaseDestination):
                 msg = f"table {self._table!r} has no column(s) {missing}; its columns are {existing}"
                 raise DataError(msg, hint="add the columns to the table (ALTER TABLE ... ADD COLUMN), or drop it")
         self._load_into = self._table
+        self._checkpointed = False
         if target.mode is not WriteMode.APPEND:
             if target.mode is WriteMode.MERGE:
                 self._check_key(target)
-            self._load_into = f"_conduit_stage_{uuid.uuid4().hex[:16]}"
-            if target.mode is WriteMode.FULL_REFRESH:  # the swapped-in table keeps the target's definition
+            resumed = target.resume.stage if target.resume is not None else None
+            self._load_into = resumed or f"_conduit_stage_{uuid.uuid4().hex[:16]}"
+            if resumed is not None:
+                self._checkpointed = True  # the stage holds committed rows: never drop it on failure
+                if self._columns(resumed) is None:
+                    msg = f"the staging table {resumed!r} of the checkpointed load is gone"
+                    raise StateError(msg, hint=f"`conduit state reset {target.resource}` and run again")
+            elif target.mode is WriteMode.FULL_REFRESH:  # the swapped-in table keeps the target's definition
                 self._run(f"CREATE TABLE {quote_ident(self._load_into)} LIKE {quote_ident(self._table)}")
             else:
                 self._create(self._load_into, schema, (), sequence=True)
+        # DDL commits implicitly in MySQL: the state table must exist before the transaction starts.
+        self._run(f"CREATE TABLE IF NOT EXISTS {quote_ident(CHECKPOINT_TABLE)} (resource VARCHAR(255) PRIMARY KEY, "
+                  "state LONGTEXT NOT NULL, updated_at VARCHAR(40) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
         self._run("START TRANSACTION")
 
     def _create(self, table: str, schema: pa.Schema, key: tuple[str, ...], *, sequence: bool = False) -> None:
@@ -345,34 +357,103 @@ class MySQLDestination(BaseDestination):
             raise DataError(msg, row=first_row)
 
     def commit(self) -> None:
+        self._publish(None, final=True)
+
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        state.stage = None if final else (self._load_into if self._load_into != self._table else None)
+        self._publish(state, final=final)
+
+    def _publish(self, state: ResumeState | None, *, final: bool) -> None:
         self._submit_chunk()
         self._loader.join()
+        if self.target.mode is WriteMode.MERGE:
+            self._merge_stage()
+        swap = final and self.target.mode is WriteMode.FULL_REFRESH
+        if state is not None:
+            # RENAME TABLE commits on its own: the state first records that only the swap remains.
+            self._save_state(replace(state, status=IN_PROGRESS, publishing=True, stage=self._load_into)
+                             if swap else state)
+        self._commit(state is not None)
+        self._checkpointed = state is not None
+        if swap:
+            self._swap(self._load_into)
+            if state is not None:
+                self._save_state(state)
+                self._commit(True)
+        elif final and self.target.mode is WriteMode.MERGE:
+            self._run(f"DROP TABLE {quote_ident(self._load_into)}")
+        if not final:
+            self._loader = SerialWorker()  # join() ended the previous one
+            self._run("START TRANSACTION")
+
+    def _merge_stage(self) -> None:
         table, stage = quote_ident(self._table), quote_ident(self._load_into)
         cols = ", ".join(quote_ident(n) for n in self.schema.names)
-        if self.target.mode is WriteMode.MERGE:
-            updates = ", ".join(f"{quote_ident(n)} = VALUES({quote_ident(n)})" for n in self.schema.names
-                                if n not in self.target.primary_key) or \
-                f"{quote_ident(self.target.primary_key[0])} = {quote_ident(self.target.primary_key[0])}"
-            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY `_conduit_seq` "
-                      f"ON DUPLICATE KEY UPDATE {updates}")
-        self._commit()
-        if self.target.mode is WriteMode.FULL_REFRESH:
-            old = quote_ident(f"_conduit_old_{uuid.uuid4().hex[:16]}")
-            # One RENAME TABLE statement swaps both names atomically for readers.
-            self._run(f"RENAME TABLE {table} TO {old}, {stage} TO {table}")
-            self._run(f"DROP TABLE {old}")
-        elif self.target.mode is WriteMode.MERGE:
-            self._run(f"DROP TABLE {stage}")
+        updates = ", ".join(f"{quote_ident(n)} = VALUES({quote_ident(n)})" for n in self.schema.names
+                            if n not in self.target.primary_key) or \
+            f"{quote_ident(self.target.primary_key[0])} = {quote_ident(self.target.primary_key[0])}"
+        self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY `_conduit_seq` "
+                  f"ON DUPLICATE KEY UPDATE {updates}")
+        self._run(f"DELETE FROM {stage}")  # DML, unlike TRUNCATE: it commits with the checkpoint
 
-    def _commit(self) -> None:
+    def _swap(self, stage_name: str) -> None:
+        table, stage = quote_ident(self._table), quote_ident(stage_name)
+        old = quote_ident(f"_conduit_old_{uuid.uuid4().hex[:16]}")
+        # One RENAME TABLE statement swaps both names atomically for readers.
+        self._run(f"RENAME TABLE {table} TO {old}, {stage} TO {table}")
+        self._run(f"DROP TABLE {old}")
+
+    def _save_state(self, state: ResumeState) -> None:
+        self._run(f"REPLACE INTO {quote_ident(CHECKPOINT_TABLE)} VALUES (%s, %s, %s)",
+                  (state.resource, state.to_json(), state.updated_at))
+
+    def _commit(self, retriable: bool = False) -> None:
         import pymysql
 
         try:
             self._con.commit()
         except pymysql.Error as exc:
             error = translate(exc, "commit", self.options)
+            if retriable:  # the state row commits with the data: a retry reads it back and knows
+                msg = f"{error.message}; the retry checks the committed checkpoint before going on"
+                raise ConnectionError(msg, hint=error.hint) from None
             msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
             raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
+
+    # -- checkpoint state (read and discarded outside a load) ----------------------------------
+    def _state_connection(self) -> bool:
+        self._con = connect(self.options, autocommit=True)
+        rows = self._run("SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+                         "AND table_name = %s", (CHECKPOINT_TABLE,))
+        return bool(rows)
+
+    def read_state(self, target: WriteTarget) -> ResumeState | None:
+        self._table = target.table or target.resource
+        try:
+            if not self._state_connection():
+                return None
+            rows = self._run(f"SELECT state FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource = %s",
+                             (target.resource,))
+            state = ResumeState.from_json(rows[0][0]) if rows else None
+            if state is not None and state.publishing and state.stage:
+                # Killed between committing the data and the swap: finish the swap now.
+                if self._columns(state.stage) is not None:
+                    self._swap(state.stage)
+                state = replace(state, status=COMPLETE, publishing=False, stage=None, position=None, schema=None)
+                self._save_state(state)
+            return state
+        finally:
+            self.close()
+
+    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
+        try:
+            if not self._state_connection():
+                return
+            if state.stage:
+                self._run(f"DROP TABLE IF EXISTS {quote_ident(state.stage)}")
+            self._run(f"DELETE FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource = %s", (target.resource,))
+        finally:
+            self.close()
 
     def abort(self) -> None:
         loader = getattr(self, "_loader", None)
@@ -385,7 +466,7 @@ class MySQLDestination(BaseDestination):
         with contextlib.suppress(Exception):
             con.rollback()
         stage = getattr(self, "_load_into", None)
-        if stage and stage != getattr(self, "_table", None):
+        if stage and stage != getattr(self, "_table", None) and not getattr(self, "_checkpointed", False):
             with contextlib.suppress(Exception), con.cursor() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {quote_ident(stage)}")
 

@@ -37,6 +37,8 @@ class ResumeState:
     #: The largest value the in-progress load has read; becomes ``mark`` when it completes.
     pending_mark: dict[str, str] | None = None
     files_read: list[str] = field(default_factory=list)
+    #: The data is committed and only the final swap remains (destinations whose swap is a separate step).
+    publishing: bool = False
     updated_at: str = ""
 
     @property
