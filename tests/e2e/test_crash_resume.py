@@ -161,6 +161,20 @@ def test_csv_to_parquet_survives_sigkill(tmp_path: Path, seed: int) -> None:
     assert mid_load >= 1
 
 
+@pytest.mark.parametrize(("seed", "mode"), [(19, "append")])
+def test_csv_to_csv_survives_sigkill(tmp_path: Path, seed: int, mode: str) -> None:
+    """Appending to an existing file: its rows come first, the new ones once after them."""
+    expected = _write_csv(tmp_path / "in.csv")
+    head = expected.slice(0, 10)
+    pacsv.write_csv(head, tmp_path / "out.csv")
+    _config(tmp_path, "{name: dst, type: csv, path: out.csv}", extra=f", mode: {mode}")
+    mid_load = _crash_and_resume(tmp_path, "load", seed)
+    actual = pacsv.read_csv(tmp_path / "out.csv", parse_options=pacsv.ParseOptions(newlines_in_values=True))
+    assert actual.slice(0, 10).equals(head)
+    _assert_exact(actual.slice(10), expected)
+    assert mid_load >= 1
+
+
 def _pg_table(pg: Any, table: str) -> pa.Table:
     rows = pg.execute(f"SELECT id, name, v FROM {table}").fetchall()
     return pa.table({"id": pa.array([r[0] for r in rows], pa.int64()), "name": [r[1] for r in rows],

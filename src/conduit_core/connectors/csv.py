@@ -6,6 +6,7 @@ import codecs
 import contextlib
 import csv as pycsv
 import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -17,16 +18,13 @@ from pydantic import Field, field_validator
 from conduit_core.batch import Batch, iter_batches, slices
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import (
-    BaseDestination,
     BaseSource,
-    Capabilities,
     ConnectorOptions,
     ReadRequest,
-    WriteMode,
-    WriteTarget,
 )
 from conduit_core.connectors.csv_sniff import Dialect, sniff
-from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
+from conduit_core.connectors.file_destination import FileDestination
+from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
 
 _SAMPLE_BYTES = 256 * 1024
@@ -227,69 +225,34 @@ class CsvDestinationOptions(ConnectorOptions):
     quoting: Literal["needed", "all_valid", "none"] = "needed"
 
 
-class CsvDestination(BaseDestination):
-    """Writes one CSV file per resource, atomically (temp file + rename)."""
+class CsvDestination(FileDestination):
+    """Writes one CSV file per resource, atomically; long loads checkpoint as part files."""
 
     Options = CsvDestinationOptions
     options: CsvDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=False)
+    extension = "csv"
 
-    def test_connection(self) -> bool:
-        if self.options.path is not None:
-            check_writable(self.options.path)
-        return True
-
-    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
-        super().begin(target, schema)
-        final = file_target(target, self.options.path, "csv")
-        self._file = AtomicFile(final, append=target.mode is WriteMode.APPEND)
-        include_header = self.options.header
-        if self._file.appending:
-            self._check_header(final, schema)
-            include_header = False
-        write = pacsv.WriteOptions(include_header=include_header, delimiter=self.options.delimiter,
+    def _open(self, path: Path, *, first: bool) -> None:
+        # Only the first part carries the header: the parts are concatenated byte for byte.
+        write = pacsv.WriteOptions(include_header=first and self.options.header, delimiter=self.options.delimiter,
                                    quoting_style=self.options.quoting)
-        self._sink = self._file.temp.open("ab")
-        self._writer = pacsv.CSVWriter(self._sink, schema, write_options=write)
+        self._sink = path.open("ab")
+        self._writer = pacsv.CSVWriter(self._sink, self.schema, write_options=write)
 
-    def _check_header(self, final: Path, schema: pa.Schema) -> None:
-        if not self.options.header:
-            return
-        with final.open(encoding="utf-8", newline="") as handle:
-            existing = next(pycsv.reader(handle, delimiter=self.options.delimiter), [])
-        if existing and existing != schema.names:
-            self._file.discard()
-            msg = f"cannot append: the existing header {existing} differs from the new columns {schema.names}"
-            raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
+    def _copy_existing(self, existing: Path) -> None:
+        if self.options.header:
+            with existing.open(encoding="utf-8", newline="") as handle:
+                header = next(pycsv.reader(handle, delimiter=self.options.delimiter), [])
+            if header and header != self.schema.names:
+                msg = f"cannot append: the existing header {header} differs from the new columns {self.schema.names}"
+                raise DataError(msg, file=str(existing), hint="use mode: full_refresh, or write to a new file")
+        with existing.open("rb") as source:
+            shutil.copyfileobj(source, self._sink, 1024 * 1024)
+            self._sink.flush()
 
-    def write_batch(self, batch: Batch) -> int:
-        self._writer.write_batch(batch.data)
-        return batch.num_rows
+    def _write(self, data: pa.RecordBatch) -> None:
+        self._writer.write_batch(data)
 
-    def commit(self) -> None:
+    def _close(self) -> None:
         self._writer.close()
         self._sink.close()
-        self._file.commit()
-
-    def abort(self) -> None:
-        for closer in (getattr(self, "_writer", None), getattr(self, "_sink", None)):
-            try:
-                if closer is not None:
-                    closer.close()
-            except (OSError, pa.ArrowException):
-                pass
-        if hasattr(self, "_file"):
-            self._file.discard()
-
-
-def file_target(target: WriteTarget, default: Path | None, extension: str) -> Path:
-    """The output file of a file destination: resource ``path`` > destination ``path``."""
-    path = target.path or default
-    if path is None:
-        msg = (f"resource {target.resource!r} writes to a {extension} destination but no path is set; "
-               f"set `path:` on the resource or the destination")
-        raise ConfigError(msg)
-    # A directory (existing, or named without a file extension) gets one file per resource.
-    if path.is_dir() or not path.suffix:
-        return path / f"{target.resource}.{extension}"
-    return path

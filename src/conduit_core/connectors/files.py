@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -68,32 +66,3 @@ def check_writable(path: Path) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         msg = f"cannot write {path}: directory {folder} is not writable"
         raise FatalError(msg, hint="fix permissions or choose another `path:`")
-
-
-class AtomicFile:
-    """A file written under a temporary name and renamed into place on commit.
-
-    A failed or killed run therefore never leaves a partial file under the final
-    name. With ``append=True`` the existing file is copied first, so the old
-    contents also survive a failure.
-    """
-
-    def __init__(self, final: Path, *, append: bool = False) -> None:
-        self.final = final
-        self.temp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
-        self.appending = append and final.exists()
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if self.appending:
-                shutil.copyfile(final, self.temp)
-        except OSError as exc:
-            msg = f"cannot prepare output file {final}: {exc.strerror}"
-            raise FatalError(msg, hint="check that the directory exists and is writable") from exc
-
-    def commit(self) -> None:
-        with self.temp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        self.temp.replace(self.final)
-
-    def discard(self) -> None:
-        self.temp.unlink(missing_ok=True)

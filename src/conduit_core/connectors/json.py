@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -15,17 +16,13 @@ if TYPE_CHECKING:
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import (
-    BaseDestination,
     BaseSource,
-    Capabilities,
     ConnectorOptions,
     ReadRequest,
-    WriteMode,
-    WriteTarget,
 )
-from conduit_core.connectors.csv import file_target
 from conduit_core.connectors.duckdb import arrow_batches
-from conduit_core.connectors.files import AtomicFile, check_writable, expand, resume_files, skip_rows
+from conduit_core.connectors.file_destination import FileDestination
+from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 
 JsonFormat = Literal["auto", "array", "ndjson"]
@@ -89,30 +86,27 @@ class NdjsonDestinationOptions(ConnectorOptions):
     path: ConfigPath | None = Field(default=None, description="output file; a resource's `path:` overrides it")
 
 
-class NdjsonDestination(BaseDestination):
-    """Writes one object per line, atomically (temp file + rename)."""
+class NdjsonDestination(FileDestination):
+    """Writes one object per line, atomically; long loads checkpoint as part files."""
 
     Options = NdjsonDestinationOptions
     options: NdjsonDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=False)
+    extension = "ndjson"
 
-    def test_connection(self) -> bool:
-        if self.options.path is not None:
-            check_writable(self.options.path)
-        return True
-
-    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
+    def _open(self, path: Path, *, first: bool) -> None:
         import duckdb
-        super().begin(target, schema)
-        self._file = AtomicFile(file_target(target, self.options.path, "ndjson"),
-                                append=target.mode is WriteMode.APPEND)
-        self._sink = self._file.temp.open("ab")
+
+        self._sink = path.open("ab")
         self._con = duckdb.connect()
 
-    def write_batch(self, batch: Batch) -> int:
+    def _copy_existing(self, existing: Path) -> None:
+        with existing.open("rb") as source:
+            shutil.copyfileobj(source, self._sink, 1024 * 1024)
+
+    def _write(self, data: pa.RecordBatch) -> None:
         # DuckDB renders each row as JSON text; the Arrow value buffer already
         # holds the lines back to back, so it is written out without a Python loop.
-        self._con.register("_conduit_batch", batch.data)
+        self._con.register("_conduit_batch", data)
         try:
             lines: pa.Table = self._con.sql(
                 "SELECT to_json(t)::VARCHAR || chr(10) AS line FROM _conduit_batch AS t").to_arrow_table()
@@ -120,19 +114,10 @@ class NdjsonDestination(BaseDestination):
             self._con.unregister("_conduit_batch")
         for chunk in lines.column("line").chunks:
             self._sink.write(_values_buffer(chunk))
-        return batch.num_rows
 
-    def commit(self) -> None:
+    def _close(self) -> None:
         self._sink.close()
-        self._file.commit()
         self._con.close()
-
-    def abort(self) -> None:
-        sink = getattr(self, "_sink", None)
-        if sink is not None:
-            sink.close()
-        if hasattr(self, "_file"):
-            self._file.discard()
 
 
 def _values_buffer(array: Any) -> memoryview | bytes:

@@ -14,19 +14,13 @@ from pydantic import Field
 from conduit_core.batch import Batch
 from conduit_core.config.paths import ConfigPath
 from conduit_core.connectors.base import (
-    BaseDestination,
     BaseSource,
-    Capabilities,
     ConnectorOptions,
     ReadRequest,
-    WriteMode,
-    WriteTarget,
 )
-from conduit_core.connectors.csv import file_target
-from conduit_core.connectors.files import check_writable, expand, resume_files, skip_rows
-from conduit_core.connectors.parts import PartFiles
+from conduit_core.connectors.file_destination import FileDestination
+from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import DataError
-from conduit_core.state.resume import ResumeState
 
 
 class ParquetSourceOptions(ConnectorOptions):
@@ -83,57 +77,33 @@ class ParquetDestinationOptions(ConnectorOptions):
     row_group_size: int = Field(default=122_880, ge=1)
 
 
-class ParquetDestination(BaseDestination):
+class ParquetDestination(FileDestination):
     """Writes one Parquet file per resource, atomically; long loads checkpoint as part files."""
 
     Options = ParquetDestinationOptions
     options: ParquetDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=False, checkpoints=True)
+    extension = "parquet"
 
-    def test_connection(self) -> bool:
-        if self.options.path is not None:
-            check_writable(self.options.path)
-        return True
-
-    def _parts(self, target: WriteTarget) -> PartFiles:
-        return PartFiles(file_target(target, self.options.path, "parquet"), "parquet")
-
-    def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
-        super().begin(target, schema)
-        self._files = self._parts(target)
+    def _open(self, path: Path, *, first: bool) -> None:
+        self._writer = pq.ParquetWriter(path, self.schema, compression=self.options.compression)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
-        if target.resume is not None:
-            self._files.load()
-            self._open_part()
-            return
-        self._files.start_fresh()
-        self._open_part()
-        final = self._files.final
-        if target.mode is WriteMode.APPEND and final.exists():
-            # Parquet cannot be appended in place: the existing row groups are copied into the
-            # first part, so the old file stays whole until the new one replaces it.
-            self._copy_existing(final, schema)
 
-    def _open_part(self) -> None:
-        self._temp = self._files.temp_path()
-        self._writer = pq.ParquetWriter(self._temp, self.schema, compression=self.options.compression)
+    def _copy_existing(self, existing: Path) -> None:
+        # Parquet cannot be appended in place: the existing row groups are copied.
+        source = pq.ParquetFile(existing)
+        if not source.schema_arrow.equals(self.schema):
+            msg = (f"cannot append: the existing file's columns {source.schema_arrow.names} and types differ "
+                   f"from the new data's {self.schema.names}")
+            raise DataError(msg, file=str(existing), hint="use mode: full_refresh, or write to a new file")
+        for group in range(source.num_row_groups):
+            self._writer.write_table(source.read_row_group(group))
 
-    def _copy_existing(self, final: Path, schema: pa.Schema) -> None:
-        existing = pq.ParquetFile(final)
-        if not existing.schema_arrow.equals(schema):
-            msg = (f"cannot append: the existing file's columns {existing.schema_arrow.names} and types differ "
-                   f"from the new data's {schema.names}")
-            raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
-        for group in range(existing.num_row_groups):
-            self._writer.write_table(existing.read_row_group(group))
-
-    def write_batch(self, batch: Batch) -> int:
-        self._pending.append(batch.data)
-        self._pending_rows += batch.num_rows
+    def _write(self, data: pa.RecordBatch) -> None:
+        self._pending.append(data)
+        self._pending_rows += data.num_rows
         if self._pending_rows >= self.options.row_group_size:
             self._flush()
-        return batch.num_rows
 
     def _flush(self) -> None:
         if self._pending:
@@ -141,47 +111,18 @@ class ParquetDestination(BaseDestination):
             self._writer.write_table(table, row_group_size=self.options.row_group_size)
             self._pending, self._pending_rows = [], 0
 
-    def commit(self) -> None:
-        self._publish(None, final=True)
-
-    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
-        self._publish(state, final=final)
-
-    def _publish(self, state: ResumeState | None, *, final: bool) -> None:
+    def _close(self) -> None:
         self._flush()
         self._writer.close()
-        if not final:
-            assert state is not None
-            self._files.add_part(self._temp)
-            self._files.commit(state)
-            self._open_part()
-            return
-        if self._files.parts:
-            self._files.add_part(self._temp)
-            self._temp = self._assemble(self._files.part_paths())
-        self._files.publish(self._temp, state)
 
-    def _assemble(self, parts: list[Path]) -> Path:
-        """One file from the committed parts (row groups re-encoded; the price of checkpoints)."""
-        assembled = self._files.temp_path()
-        with pq.ParquetWriter(assembled, self.schema, compression=self.options.compression) as writer:
+    def _discard_writer(self) -> None:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            self._writer.close()
+
+    def _assemble(self, parts: list[Path], out: Path) -> None:
+        # Row groups are decoded and re-encoded: the price of checkpoints for Parquet output.
+        with pq.ParquetWriter(out, self.schema, compression=self.options.compression) as writer:
             for part in parts:
                 source = pq.ParquetFile(part)
                 for group in range(source.num_row_groups):
                     writer.write_table(source.read_row_group(group))
-        return assembled
-
-    def abort(self) -> None:
-        writer = getattr(self, "_writer", None)
-        if writer is not None:
-            with contextlib.suppress(OSError, pa.ArrowException):
-                writer.close()
-        temp = getattr(self, "_temp", None)
-        if temp is not None:
-            temp.unlink(missing_ok=True)
-
-    def read_state(self, target: WriteTarget) -> ResumeState | None:
-        return self._parts(target).load()
-
-    def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
-        self._parts(target).discard()
