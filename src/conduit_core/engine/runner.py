@@ -89,7 +89,7 @@ def saved_state(destination: BaseDestination, target: WriteTarget, store: StateS
 
 def checkpoint_refusal(state: ResumeState) -> str:
     where = ", ".join(f"{k} {v}" for k, v in (state.position or {}).items() if k != "after")
-    return (f"resource {state.resource!r} has a checkpoint from run {state.run_id} ({state.rows_committed} rows "
+    return (f"resource {state.resource!r} has a checkpoint from run {state.run_id} ({state.rows_committed:,} rows "
             f"committed{f', at {where}' if where else ''}, {state.updated_at})")
 
 
