@@ -125,4 +125,6 @@ class ParquetDestination(FileDestination):
             for part in parts:
                 source = pq.ParquetFile(part)
                 for group in range(source.num_row_groups):
-                    writer.write_table(source.read_row_group(group))
+                    # Parquet stores some Arrow types in another form (timestamp[s] as milliseconds):
+                    # cast back, so the output has the types a load without checkpoints writes.
+                    writer.write_table(source.read_row_group(group).cast(self.schema))
