@@ -93,6 +93,15 @@ def checkpoint_refusal(state: ResumeState) -> str:
             f"committed{f', at {where}' if where else ''}, {state.updated_at})")
 
 
+def _count_own(state: ResumeState, result: ResourceResult) -> None:
+    """Count the rows an earlier attempt of this run committed (the state's totals minus the base)."""
+    written, read, filtered = result.base_counts
+    result.rows_written = state.rows_committed - written
+    result.rows_read = state.rows_read - read
+    result.rows_filtered = state.rows_filtered - filtered
+    result.files_read = list(state.files_read)
+
+
 def _count_resumed(resumed: ResumeState, run_id: str, result: ResourceResult) -> None:
     """Count what the checkpoint already holds: another run's rows are its base; this run's own
     (committed by an earlier attempt) are part of this run's counts."""
@@ -101,13 +110,9 @@ def _count_resumed(resumed: ResumeState, run_id: str, result: ResourceResult) ->
         result.rows_before_resume = resumed.rows_committed
         result.base_counts = (resumed.rows_committed, resumed.rows_read, resumed.rows_filtered)
         return
-    written, read, filtered = result.base_counts
+    _count_own(resumed, result)
     log.warning("[%s] attempt %d resumes after the %d rows its run has committed", result.resource,
-                result.retries + 1, resumed.rows_committed - written)
-    result.rows_written = resumed.rows_committed - written
-    result.rows_read = resumed.rows_read - read
-    result.rows_filtered = resumed.rows_filtered - filtered
-    result.files_read = list(resumed.files_read)
+                result.retries + 1, result.rows_written)
 
 
 def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,
@@ -124,7 +129,11 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         target = write_target(resource, options)
         saved = saved_state(destination, target, store)
         if saved is not None and saved.run_id == run_id and not saved.in_progress:
-            return  # an earlier attempt's final commit landed although its outcome looked unknown
+            # An earlier attempt's final commit landed although its outcome looked unknown.
+            _count_own(saved, result)
+            log.warning("[%s] the final commit of attempt %d had landed; nothing left to do", resource.name,
+                        result.retries)
+            return
         resume = saved is not None and saved.in_progress and (options.resume or saved.run_id == run_id)
         if saved is not None and saved.in_progress and not resume:
             raise StateError(checkpoint_refusal(saved), hint="run with --resume, or `conduit state reset RESOURCE`")
