@@ -7,7 +7,7 @@ chosen by ``type`` through the registry (see :mod:`conduit_core.config.loader`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -72,6 +72,31 @@ class IncrementalConfig(_Frozen):
         return value
 
 
+class SchemaEvolutionConfig(_Frozen):
+    """What to do when the source's schema drifts from the target's (see docs/schema.md)."""
+
+    mode: Literal["manual", "auto", "warn"] = "manual"
+    on_column_removed: Literal["fail", "ignore", "fill_null"] = "fail"
+    on_type_change: Literal["fail", "widen"] = "widen"
+
+
+class DeclaredColumn(_Frozen):
+    """One column of a declared ``schema:``: its type, whether it may be NULL, and a parse format."""
+
+    type: str
+    nullable: bool = True
+    #: strptime format for text parsed into a date or timestamp, e.g. '%d/%m/%Y'.
+    format: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from conduit_core.schema.types import parse_type
+
+        parse_type(value)
+        return value
+
+
 class ResourceConfig(_Frozen):
     """One source-to-destination flow."""
 
@@ -89,6 +114,16 @@ class ResourceConfig(_Frozen):
     #: A unique, ordered source column to resume database sources after (keyset), e.g. the primary key.
     checkpoint_column: str | None = Field(default=None, min_length=1)
     incremental: IncrementalConfig | None = None
+    #: Declared column types (they take precedence over inferred ones): {column: type or {type, nullable, format}}.
+    declared_schema: dict[str, DeclaredColumn] | None = Field(default=None, alias="schema")
+    schema_evolution: SchemaEvolutionConfig = SchemaEvolutionConfig()
+
+    @field_validator("declared_schema", mode="before")
+    @classmethod
+    def _type_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -13,13 +13,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from conduit_core.batch import Batch, Position, group_records
+from conduit_core.errors import FatalError
 from conduit_core.state.resume import ResumeState
+
+if TYPE_CHECKING:
+    from conduit_core.schema.diff import Change
+    from conduit_core.schema.model import TableSchema
 
 
 class ConnectorOptions(BaseModel):
@@ -214,6 +219,18 @@ class BaseDestination(_Connector):
 
     def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
         """Drop an in-progress load's leftovers (staging tables, part files) and its state."""
+
+    # -- schema (drift checks and evolution) ------------------------------------------------
+    def table_schema(self, target: WriteTarget) -> TableSchema | None:
+        """The live schema of ``target`` (table or existing output file), or None if there is none yet
+        (or the destination cannot tell: then there is no drift check)."""
+        return None
+
+    def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
+        """Apply ``changes`` (added columns, widened types, dropped NOT NULL) to ``target`` before a
+        load; return the statements run. Called only by ``schema_evolution: {mode: auto}``."""
+        msg = f"{type(self).__name__} cannot change a target's schema; set schema_evolution.mode to manual or warn"
+        raise FatalError(msg)
 
     @final
     def supports(self, mode: WriteMode) -> bool:

@@ -26,6 +26,7 @@ from conduit_core.connectors.csv_sniff import Dialect, sniff
 from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
+from conduit_core.schema.model import Column, TableSchema
 
 _SAMPLE_BYTES = 256 * 1024
 _MAX_BLOCK = 2 * 1024 * 1024
@@ -231,6 +232,14 @@ class CsvDestination(FileDestination):
     Options = CsvDestinationOptions
     options: CsvDestinationOptions
     extension = "csv"
+
+    def _file_schema(self, path: Path) -> TableSchema | None:
+        if not self.options.header:
+            return None
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(pycsv.reader(handle, delimiter=self.options.delimiter), [])
+        # CSV has no types: only the column names are compared.
+        return TableSchema(tuple(Column(name, None) for name in header)) if header else None
 
     def _open(self, path: Path, *, first: bool) -> None:
         # Only the first part carries the header: the parts are concatenated byte for byte.

@@ -21,6 +21,7 @@ from conduit_core.connectors.base import BaseSource, ConnectorOptions, ReadReque
 from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, keyset_position, quote_ident, source_query
 from conduit_core.errors import ConfigError, DataError, FatalError
+from conduit_core.schema.model import Column, TableSchema
 
 _LOCK = threading.Lock()
 
@@ -209,6 +210,17 @@ class DuckDBDestination(SqlDestination):
             return
         with contextlib.suppress(duckdb.Error):  # nothing open to roll back
             con.execute("ROLLBACK")
+
+    def _live_schema(self, table: str) -> TableSchema | None:
+        rows = self._execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? ORDER BY ordinal_position", (self.options.db_schema, table))
+        if not rows:
+            return None
+        # DuckDB's own Arrow mapping gives the types exactly as a load would produce them.
+        arrow = self._con.sql(f"SELECT * FROM {self._qualified(table)} LIMIT 0").to_arrow_table().schema
+        return TableSchema(tuple(Column(name, arrow.field(name).type, nullable == "YES", str(native))
+                                 for name, native, nullable in rows))
 
     def _database_exists(self) -> bool:
         return self.options.path.exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +23,9 @@ from conduit_core.batch import Batch
 from conduit_core.connectors.base import BaseDestination, Capabilities, WriteMode, WriteTarget
 from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.parts import PartFiles
-from conduit_core.errors import ConfigError
+from conduit_core.errors import ConfigError, DataError
+from conduit_core.schema.diff import Change
+from conduit_core.schema.model import TableSchema
 from conduit_core.state.resume import ResumeState
 
 
@@ -136,6 +139,25 @@ class FileDestination(BaseDestination):
             self._discard_writer()
             temp.unlink(missing_ok=True)
             self._temp = None
+
+    # -- schema -------------------------------------------------------------------------------
+    def _file_schema(self, path: Path) -> TableSchema | None:
+        """The schema of an existing output file (None: the format cannot tell)."""
+        return None
+
+    def table_schema(self, target: WriteTarget) -> TableSchema | None:
+        final = file_target(target, self._output_path(), self.extension)
+        return self._file_schema(final) if final.exists() else None
+
+    def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
+        """A file is written whole: a replaced file simply carries the new schema. Appending rows with
+        another schema to an existing file would make it inconsistent, so that is an error."""
+        final = file_target(target, self._output_path(), self.extension)
+        if target.mode is WriteMode.APPEND and final.exists():
+            wanted = "; ".join(str(c.action) for c in changes)
+            msg = f"cannot append to {final.name} with a different schema ({wanted}); a file cannot be altered in place"
+            raise DataError(msg, file=str(final), hint="use mode: full_refresh, or write to a new file")
+        return []
 
     def read_state(self, target: WriteTarget) -> ResumeState | None:
         return self._parts(target).load()

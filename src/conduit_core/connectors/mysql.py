@@ -25,7 +25,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import CHECKPOINT_TABLE, TableOrQueryOptions, keyset_position, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState
 
 # Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
@@ -420,6 +422,45 @@ class MySQLDestination(BaseDestination):
             msg = f"{error.message}; the outcome of the commit is unknown, so the load is not retried"
             raise FatalError(msg, hint=f"check table {self._table!r} before running again") from None
 
+    # -- schema ---------------------------------------------------------------------------------
+    def table_schema(self, target: WriteTarget) -> TableSchema | None:
+        self._con = connect(self.options, autocommit=True)
+        try:
+            rows = self._run("SELECT column_name, column_type, is_nullable FROM information_schema.columns "
+                             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position",
+                             (target.table or target.resource,))
+        finally:
+            self.close()
+        if not rows:
+            return None
+        return TableSchema(tuple(Column(name, _arrow_type_for_mysql(native), nullable == "YES", native)
+                                 for name, native, nullable in rows))
+
+    def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
+        table = quote_ident(target.table or target.resource)
+        current = self.table_schema(target) or TableSchema()
+        statements = []
+        for change in changes:
+            assert change.target is not None
+            column = quote_ident(change.column)
+            if change.kind is ChangeKind.ADDED:
+                statements.append(f"ALTER TABLE {table} ADD COLUMN {column} "
+                                  f"{mysql_type(pa.field(change.column, change.target.type or pa.string()))}")
+                continue
+            existing = current.get(change.column)
+            native = mysql_type(pa.field(change.column, change.target.type)) if change.kind is ChangeKind.TYPE \
+                and change.target.type is not None else (existing.native if existing else None) or "LONGTEXT"
+            nullable = change.kind is ChangeKind.NULLABILITY or existing is None or existing.nullable
+            null = "NULL" if nullable else "NOT NULL"
+            statements.append(f"ALTER TABLE {table} MODIFY COLUMN {column} {native} {null}")
+        self._con = connect(self.options, autocommit=True)
+        try:
+            for sql in statements:  # MySQL commits each ALTER on its own
+                self._run(sql)
+        finally:
+            self.close()
+        return statements
+
     # -- checkpoint state (read and discarded outside a load) ----------------------------------
     def _state_connection(self) -> bool:
         self._con = connect(self.options, autocommit=True)
@@ -480,6 +521,35 @@ class MySQLDestination(BaseDestination):
         tmp = getattr(self, "_tmp", None)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_MYSQL_INTS = {"tinyint": pa.int8(), "smallint": pa.int16(), "mediumint": pa.int32(), "int": pa.int32(),
+               "bigint": pa.int64()}
+
+
+def _arrow_type_for_mysql(native: str) -> pa.DataType | None:
+    """The Arrow type of a MySQL column type (``COLUMN_TYPE`` text), or None where it is not exact
+    (unsigned integers, DATETIME without a time zone, ...)."""
+    name = native.strip().lower()
+    base = name.split("(", 1)[0].strip()
+    if "unsigned" in name:
+        return None
+    if name.startswith("tinyint(1)"):
+        return pa.bool_()
+    if base in _MYSQL_INTS:
+        return _MYSQL_INTS[base]
+    if base in {"float", "double"}:
+        return pa.float32() if base == "float" else pa.float64()
+    if base == "decimal" and "(" in name:
+        precision, _, scale = name[name.index("(") + 1:name.index(")")].partition(",")
+        return pa.decimal128(int(precision), int(scale or 0)) if int(precision) <= 38 else None
+    if base in {"varchar", "char", "text", "tinytext", "mediumtext", "longtext", "json"}:
+        return pa.string()
+    if base in {"varbinary", "binary", "blob", "tinyblob", "mediumblob", "longblob"}:
+        return pa.binary()
+    if base == "date":
+        return pa.date32()
+    return None
 
 
 def _is_text(t: pa.DataType) -> bool:

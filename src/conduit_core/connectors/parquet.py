@@ -21,6 +21,7 @@ from conduit_core.connectors.base import (
 from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import DataError
+from conduit_core.schema.model import TableSchema
 
 
 class ParquetSourceOptions(ConnectorOptions):
@@ -83,6 +84,9 @@ class ParquetDestination(FileDestination):
     Options = ParquetDestinationOptions
     options: ParquetDestinationOptions
     extension = "parquet"
+
+    def _file_schema(self, path: Path) -> TableSchema | None:
+        return TableSchema.from_arrow(pq.read_schema(path))
 
     def _open(self, path: Path, *, first: bool) -> None:
         self._writer = pq.ParquetWriter(path, self.schema, compression=self.options.compression)

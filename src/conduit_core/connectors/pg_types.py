@@ -113,3 +113,26 @@ def normalize(batch: pa.RecordBatch) -> pa.RecordBatch:
         fields.append(new_field)
         arrays.append(new_array)
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+_PG_NATIVE = {
+    "boolean": pa.bool_(), "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
+    "real": pa.float32(), "double precision": pa.float64(), "text": pa.string(), "uuid": pa.string(),
+    "json": pa.string(), "jsonb": pa.string(), "bytea": pa.binary(), "date": pa.date32(),
+    "timestamp without time zone": pa.timestamp("us"), "timestamp with time zone": pa.timestamp("us", "UTC"),
+    "time without time zone": pa.time64("us"),
+}
+
+
+def arrow_type_for_pg(native: str) -> pa.DataType | None:
+    """The Arrow type conduit reads for a PostgreSQL column type (``format_type`` text); None if unknown."""
+    name = native.strip().lower()
+    if name in _PG_NATIVE:
+        return _PG_NATIVE[name]
+    if name.startswith(("character varying", "character(", "varchar", "char")):
+        return pa.string()
+    if name.startswith("numeric(") and name.endswith(")"):
+        precision, _, scale = name[len("numeric("):-1].partition(",")
+        if precision.strip().isdigit() and int(precision) <= 38:
+            return pa.decimal128(int(precision), int(scale or 0))
+    return None

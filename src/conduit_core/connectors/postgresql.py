@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ from conduit_core.connectors.base import (
     WriteMode,
     WriteTarget,
 )
-from conduit_core.connectors.pg_types import normalize, pg_type
+from conduit_core.connectors.pg_types import arrow_type_for_pg, normalize, pg_type
 from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import (
     CHECKPOINT_TABLE,
@@ -42,6 +42,8 @@ from conduit_core.connectors.sql import (
 )
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import ResumeState
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -358,6 +360,48 @@ class PostgresDestination(BaseDestination):
         self._run(f"TRUNCATE {table}")
         self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}")
         self._run(f"DROP TABLE {stage}")
+
+    # -- schema -------------------------------------------------------------------------
+    def _describe(self, table: str) -> TableSchema | None:
+        rows = self._run("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull "
+                         "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
+                         "AND NOT a.attisdropped ORDER BY a.attnum", (self._qualified(table),))
+        if not rows:
+            return None
+        return TableSchema(tuple(Column(name, arrow_type_for_pg(native), not notnull, native)
+                                 for name, native, notnull in rows))
+
+    def table_schema(self, target: WriteTarget) -> TableSchema | None:
+        self._con = connect(self.options, autocommit=True)
+        self._cur = self._con.cursor()
+        try:
+            return self._describe(target.table or target.resource)
+        finally:
+            self.close()
+
+    def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
+        table = self._qualified(target.table or target.resource)
+        statements = []
+        for change in changes:
+            assert change.target is not None
+            column = quote_ident(change.column)
+            sql_type = pg_type(change.target.type or pa.string(), change.column)
+            if change.kind is ChangeKind.ADDED:
+                statements.append(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+            elif change.kind is ChangeKind.TYPE:
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type} "
+                                  f"USING {column}::{sql_type}")
+            else:
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
+        self._con = connect(self.options)
+        self._cur = self._con.cursor()
+        try:
+            for sql in statements:  # one transaction: all of the changes or none
+                self._run(sql)
+            self._con.commit()
+        finally:
+            self.close()
+        return statements
 
     # -- checkpoint state -------------------------------------------------------------
     def _state_table(self) -> str:

@@ -9,7 +9,7 @@ rolls back, so readers see either the old or the new contents.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -26,6 +26,8 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.errors import ConfigError, DataError, StateError
+from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.model import TableSchema
 from conduit_core.state.resume import ResumeState
 from conduit_core.state.values import decode_value, encode_value
 
@@ -250,3 +252,46 @@ class SqlDestination(BaseDestination):
     def _database_exists(self) -> bool:
         """False when there is no database yet (reading state must not create one)."""
         return True
+
+    # -- schema ---------------------------------------------------------------------------
+    @abstractmethod
+    def _live_schema(self, table: str) -> TableSchema | None:
+        """The table's columns with Arrow types (None where unknown), on the open connection."""
+
+    def _alter(self, table: str, change: Change) -> list[str]:
+        """Statements that apply one change (``ALTER TABLE``; SQLite overrides to rebuild the table)."""
+        assert change.target is not None
+        qualified, column = self._qualified(table), quote_ident(change.column)
+        sql_type = self._column_types(pa.schema([pa.field(change.column, change.target.type or pa.string())]))[0]
+        if change.kind is ChangeKind.ADDED:
+            return [f"ALTER TABLE {qualified} ADD COLUMN {column} {sql_type}"]
+        if change.kind is ChangeKind.TYPE:
+            return [f"ALTER TABLE {qualified} ALTER COLUMN {column} SET DATA TYPE {sql_type}"]
+        return [f"ALTER TABLE {qualified} ALTER COLUMN {column} DROP NOT NULL"]
+
+    def table_schema(self, target: WriteTarget) -> TableSchema | None:
+        if not self._database_exists():
+            return None
+        self._connect()
+        try:
+            return self._live_schema(target.table or target.resource)
+        finally:
+            self.close()
+
+    def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
+        table = target.table or target.resource
+        self._connect()
+        statements: list[str] = []
+        try:
+            self._execute("BEGIN")
+            for change in changes:
+                for sql in self._alter(table, change):
+                    self._execute(sql)
+                    statements.append(sql)
+            self._execute("COMMIT")
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.close()
+        return statements

@@ -27,6 +27,8 @@ from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.files import check_writable
 from conduit_core.connectors.sql import SqlDestination, TableOrQueryOptions, keyset_position, quote_ident, source_query
 from conduit_core.errors import ConfigError, DataError, FatalError
+from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.model import Column, TableSchema
 
 _DECIMAL = re.compile(r"DECIMAL_TEXT\((\d+),\s*(\d+)\)", re.IGNORECASE)
 
@@ -228,6 +230,33 @@ class SQLiteDestination(SqlDestination):
         con = getattr(self, "_con", None)
         if con is not None and con.in_transaction:
             con.execute("ROLLBACK")
+
+    def _live_schema(self, table: str) -> TableSchema | None:
+        rows = self._execute(f"PRAGMA table_info({quote_ident(table)})")
+        if not rows:
+            return None
+        return TableSchema(tuple(Column(r[1], arrow_type_for(r[2]), not r[3], r[2]) for r in rows))
+
+    def _alter(self, table: str, change: Change) -> list[str]:
+        if change.kind is ChangeKind.ADDED:
+            return super()._alter(table, change)
+        # SQLite cannot change a column's type or constraint: the table is rebuilt in the transaction.
+        assert change.target is not None
+        info = self._execute(f"PRAGMA table_info({quote_ident(table)})")
+        columns = []
+        for _, name, declared, notnull, default, _pk in info:
+            changed = name == change.column
+            retype = changed and change.kind is ChangeKind.TYPE
+            sql_type = _sqlite_type(pa.field(name, change.target.type or pa.string())) if retype else declared
+            required = notnull and not (changed and change.kind is ChangeKind.NULLABILITY)
+            columns.append(f"{quote_ident(name)} {sql_type}{' NOT NULL' if required else ''}"
+                           f"{f' DEFAULT {default}' if default is not None else ''}")
+        names = ", ".join(quote_ident(r[1]) for r in info)
+        rebuilt = quote_ident(f"_conduit_rebuild_{table}")
+        return [f"CREATE TABLE {rebuilt} ({', '.join(columns)})",
+                f"INSERT INTO {rebuilt} ({names}) SELECT {names} FROM {quote_ident(table)}",
+                f"DROP TABLE {quote_ident(table)}",
+                f"ALTER TABLE {rebuilt} RENAME TO {quote_ident(table)}"]
 
     def _database_exists(self) -> bool:
         return self.options.path.exists()

@@ -37,6 +37,12 @@ class ResourceResult:
     #: Rows (written, read, filtered) that the resumed run had committed: the base this run counts from.
     base_counts: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
     files_read: list[str] = field(default_factory=list)
+    #: Drift found against the target at the start of the load (``{"drift", "breaking", "changes"}``).
+    schema_drift: dict[str, Any] | None = None
+    #: Changes ``schema_evolution: auto`` applied, with the statements it ran.
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: The version of the resource's schema in the schema store after this load.
+    schema_version: int | None = None
     error: str | None = None
     error_type: str | None = None
     #: The exception behind an unexpected failure, for ``--debug``; never stored.

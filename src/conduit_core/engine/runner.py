@@ -15,12 +15,14 @@ from conduit_core.connectors import registry
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
+from conduit_core.engine.schema_stage import SchemaStage
 from conduit_core.engine.stream import stream_resource
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import ConduitError, ConfigError, FatalError, StateError
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
+from conduit_core.schema.model import TableSchema
 from conduit_core.state import open_store
 from conduit_core.state.resume import ResumeState
 from conduit_core.state.store import StateStore
@@ -152,7 +154,11 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         total = None if isinstance(progress, NoProgress) else source.estimate_total_records()
         progress.start(resource.name, total)
         try:
-            stream_resource(source, destination, target, request, result, progress, tracker, store.put_state)
+            stream_resource(source, destination, target, request, result, progress, tracker, store.put_state,
+                            SchemaStage(resource, destination, target, result))
+            if tracker.schema is not None:
+                result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema),
+                                                            run_id)
         except RetriableError as exc:
             if not destination.capabilities.transactional:
                 msg = f"{exc.message} (not retried: the destination is not transactional, a redo could double rows)"

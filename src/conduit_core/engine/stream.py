@@ -55,7 +55,8 @@ def _check_schema(batch: Batch, expected: Batch) -> None:
 
 def stream_resource(source: BaseSource, destination: BaseDestination, target: WriteTarget, request: ReadRequest,
                     result: ResourceResult, progress: ProgressSink, tracker: LoadTracker | None = None,
-                    on_checkpoint: Callable[[ResumeState], None] = lambda _: None) -> None:
+                    on_checkpoint: Callable[[ResumeState], None] = lambda _: None,
+                    shape: Callable[[Batch], Batch] | None = None) -> None:
     """Move every row of ``source`` into ``destination``; fill ``result``.
 
     Destinations that support checkpoints commit the rows written so far with
@@ -65,7 +66,7 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
     """
     if tracker is None:  # one unit of work: no checkpoints, no incremental mark
         tracker = LoadTracker(target.resource, "", CheckpointConfig(every_seconds=None), None, None, resume=False)
-    load = _Load(destination, target, result, tracker, on_checkpoint)
+    load = _Load(destination, target, result, tracker, on_checkpoint, shape)
     # Eight batches of read-ahead (CSV blocks are <= 2 MB) keep both cores busy: at a
     # depth of 2 CSV -> Parquet ran 1.5x slower while each side waited for the other.
     batches: Iterator[Batch] = prefetch(source.read_batches(request), depth=8)
@@ -87,8 +88,10 @@ class _Load:
     """One attempt at writing a resource: begin, batches, checkpoints, the final commit."""
 
     def __init__(self, destination: BaseDestination, target: WriteTarget, result: ResourceResult,
-                 tracker: LoadTracker, on_checkpoint: Callable[[ResumeState], None]) -> None:
+                 tracker: LoadTracker, on_checkpoint: Callable[[ResumeState], None],
+                 shape: Callable[[Batch], Batch] | None = None) -> None:
         self.destination, self.target, self.result, self.tracker = destination, target, result, tracker
+        self.shape = shape
         self.on_checkpoint = on_checkpoint
         self.checkpoints = destination.capabilities.checkpoints
         self.begun = False  # once set, the destination has begun (and must be aborted on failure)
@@ -104,7 +107,8 @@ class _Load:
         if raw.source_file is not None and raw.source_file not in result.files_read:
             result.files_read.append(raw.source_file)
         result.rows_read += raw.num_rows
-        batch, filtered = self.tracker.prepare(raw)
+        shaped = self.shape(raw) if self.shape is not None else raw
+        batch, filtered = self.tracker.prepare(shaped)
         result.rows_filtered += filtered
         _check_batch(batch, self.first, self.target)
         self.first = self.first or batch

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conduit_core.engine.results import RunResult
+from conduit_core.schema.model import TableSchema
 from conduit_core.state.resume import ResumeState
 
 RUN_COLUMNS = ("run_id", "status", "config_file", "started_at", "finished_at", "duration_s",
@@ -52,6 +53,16 @@ CREATE TABLE IF NOT EXISTS resource_runs (
     PRIMARY KEY (run_id, resource)
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
+CREATE TABLE IF NOT EXISTS schema_versions (
+    resource TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    schema_json TEXT NOT NULL,
+    diff_json TEXT,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (resource, version)
+);
 CREATE TABLE IF NOT EXISTS resource_state (
     resource TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -155,6 +166,34 @@ class StateStore(ABC):
     def delete_state(self, resource: str) -> None:
         with self._transaction():
             self._execute("DELETE FROM resource_state WHERE resource = ?", [resource])
+
+    # -- schema versions -------------------------------------------------------------------------
+    def schema_versions(self, resource: str) -> list[dict[str, Any]]:
+        """Every stored version of ``resource``'s schema, oldest first (``schema`` and ``diff`` decoded)."""
+        with self._transaction():
+            rows = self._query("SELECT version, fingerprint, schema_json, diff_json, run_id, created_at "
+                               "FROM schema_versions WHERE resource = ? ORDER BY version", [resource])
+        return [{"version": int(r["version"]), "fingerprint": r["fingerprint"], "run_id": r["run_id"],
+                 "created_at": r["created_at"], "schema": json.loads(r["schema_json"]),
+                 "diff": json.loads(r["diff_json"]) if r["diff_json"] else None} for r in rows]
+
+    def record_schema(self, resource: str, schema: TableSchema, run_id: str) -> int:
+        """Store ``schema`` as a new version when it differs from the latest; return the current version."""
+        from conduit_core.schema.diff import diff
+
+        with self._transaction():
+            rows = self._query("SELECT version, fingerprint, schema_json FROM schema_versions WHERE resource = ? "
+                               "ORDER BY version DESC LIMIT 1", [resource])
+            fingerprint = schema.fingerprint()
+            if rows and rows[0]["fingerprint"] == fingerprint:
+                return int(rows[0]["version"])
+            version = int(rows[0]["version"]) + 1 if rows else 1
+            previous = TableSchema.from_dict(json.loads(rows[0]["schema_json"])) if rows else None
+            changes = diff(previous, schema).to_dict() if previous is not None else None
+            self._execute("INSERT INTO schema_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [resource, version, fingerprint, json.dumps(schema.to_dict()),
+                           json.dumps(changes) if changes else None, run_id, now()])
+        return version
 
     def states(self) -> list[ResumeState]:
         with self._transaction():
