@@ -128,7 +128,9 @@ def test_append_to_csv_with_a_different_header_is_refused(tmp_path: Path, cli: C
     assert (tmp_path / "out.csv").read_text() == "other,header\n1,2\n"
     write_config("""    sources: [{name: s, type: csv, path: in.csv}]
     destinations: [{name: f, type: csv, path: out.csv}]
-    resources: [{name: r, source: s, destination: f, mode: append, schema_evolution: {mode: auto, on_column_removed: ignore}}]
+    resources:
+      - {name: r, source: s, destination: f, mode: append,
+         schema_evolution: {mode: auto, on_column_removed: ignore}}
     """)
     _assert_clean_failure(cli("run", "--no-progress"), 1, "cannot append")
     assert (tmp_path / "out.csv").read_text() == "other,header\n1,2\n"
