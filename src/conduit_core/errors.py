@@ -15,6 +15,9 @@ EXIT_RUN_FAILED = 1
 EXIT_CONFIG = 2
 #: The state store needs a decision first: a checkpoint to resume or reset, or a run lock held by another process.
 EXIT_STATE = 5
+#: ``conduit schema-compare``: compatible drift only / breaking drift.
+EXIT_DRIFT = 3
+EXIT_BREAKING_DRIFT = 4
 
 
 class ConduitError(Exception):

@@ -162,5 +162,74 @@ def state_reset(
         reset_command(file, resource)
 
 
+schema_app = typer.Typer(help="Inferred and recorded schemas of resources.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+ResourceArg = Annotated[str, typer.Argument(help="The resource.")]
+
+
+@schema_app.command("infer")
+def schema_infer(
+    resource: ResourceArg,
+    file: FileOpt = DEFAULT_FILE,
+    rows: Annotated[int, typer.Option("--sample", min=1, help="Rows to sample.")] = 10_000,
+    fmt: Annotated[str, typer.Option("--format", help="yaml (a `schema:` block to paste) or json.")] = "yaml",
+    debug: DebugOpt = False,
+) -> None:
+    """Infer a resource's schema from a sample of its source."""
+    from conduit_core.cli.schema_cmd import infer_command
+    from conduit_core.errors import ConfigError
+
+    with handled(debug):
+        if fmt not in ("yaml", "json"):
+            msg = f"--format must be yaml or json (got {fmt!r})"
+            raise ConfigError(msg)
+        infer_command(file, resource, rows=rows, fmt=fmt)
+
+
+@schema_app.command("show")
+def schema_show(
+    resource: ResourceArg,
+    file: FileOpt = DEFAULT_FILE,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="A stored version (default: latest).")]
+    = None,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a recorded schema version of a resource."""
+    from conduit_core.cli.schema_cmd import show_command
+
+    with handled(debug):
+        show_command(file, resource, version=version, json_output=json_output)
+
+
+@schema_app.command("history")
+def schema_history(resource: ResourceArg, file: FileOpt = DEFAULT_FILE, json_output: JsonOpt = False,
+                   debug: DebugOpt = False) -> None:
+    """List a resource's recorded schema versions and what changed between them."""
+    from conduit_core.cli.schema_cmd import history_command
+
+    with handled(debug):
+        history_command(file, resource, json_output=json_output)
+
+
+@app.command("schema-compare")
+def schema_compare(
+    resource: ResourceArg,
+    file: FileOpt = DEFAULT_FILE,
+    against: Annotated[str, typer.Option("--against", help="latest, a version number, or destination.")]
+    = "latest",
+    rows: Annotated[int, typer.Option("--sample", min=1, help="Rows of the source to sample.")] = 10_000,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare the source's schema with a stored version or the live target. Exit 0 no drift,
+    3 compatible drift only, 4 breaking drift."""
+    from conduit_core.cli.schema_cmd import compare_command
+
+    with handled(debug):
+        code = compare_command(file, resource, against=against, rows=rows, json_output=json_output)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()

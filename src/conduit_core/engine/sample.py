@@ -1,0 +1,51 @@
+"""Read the first rows of a resource's source (for schema inference, schema-compare and preflight)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pyarrow as pa
+
+from conduit_core.config.models import IngestConfig, ResourceConfig
+from conduit_core.connectors.base import ReadRequest
+from conduit_core.schema.declared import DeclaredSchema
+from conduit_core.schema.types import unify
+
+
+def sample(config: IngestConfig, resource: ResourceConfig, rows: int) -> tuple[pa.Schema, pa.Table]:
+    """The source's schema (declared types applied; types unified across the sampled batches) and up to
+    ``rows`` rows. The source is closed after reading only what the sample needs."""
+    from conduit_core.engine.runner import build_source
+
+    source = build_source(config, resource)
+    declared = DeclaredSchema(resource.declared_schema) if resource.declared_schema else None
+    batches: list[pa.RecordBatch] = []
+    schema: pa.Schema | None = None
+    seen = 0
+    try:
+        stream = source.read_batches(ReadRequest(batch_size=max(min(rows, 50_000), 1), query=resource.query))
+        try:
+            for batch in stream:
+                shaped = declared.apply(batch) if declared is not None else batch
+                schema = shaped.schema if schema is None else _unify(schema, shaped.schema)
+                batches.append(shaped.data.slice(0, rows - seen))
+                seen += batches[-1].num_rows
+                if seen >= rows:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()  # type: ignore[attr-defined]
+    finally:
+        source.close()
+    schema = schema if schema is not None else pa.schema([])
+    table = pa.Table.from_batches([b.cast(schema) if not b.schema.equals(schema) else b for b in batches], schema)
+    return schema, table
+
+
+def _unify(a: pa.Schema, b: pa.Schema) -> pa.Schema:
+    fields = {f.name: f for f in a}
+    for f in b:
+        known = fields.get(f.name)
+        fields[f.name] = f if known is None else known.with_type(unify(known.type, f.type)).with_nullable(
+            known.nullable or f.nullable)
+    return pa.schema(list(fields.values()))
