@@ -98,8 +98,8 @@ def compare_command(file: Path, resource: str, *, against: str, rows: int, json_
     arriving = TableSchema.from_arrow(incoming)
     baseline, label = _baseline(config, selected, against)
     if baseline is None:
-        result: dict[str, Any] = {"resource": resource, "against": label, "baseline": None, "drift": False, "breaking": False,
-                  "changes": []}
+        result: dict[str, Any] = {"resource": resource, "against": label, "baseline": None, "drift": False,
+                                  "breaking": False, "changes": []}
         if json_output:
             print_json(result)
         else:
