@@ -18,6 +18,8 @@ EXIT_STATE = 5
 #: ``conduit schema-compare``: compatible drift only / breaking drift.
 EXIT_DRIFT = 3
 EXIT_BREAKING_DRIFT = 4
+#: Preflight found problems, so no resource ran.
+EXIT_PREFLIGHT = 6
 
 
 class ConduitError(Exception):

@@ -58,11 +58,18 @@ def test_missing_input_file_fails_the_run(tmp_path: Path, cli: CliRunner,
                                           write_config: Callable[[str], Path]) -> None:
     write_config(BASE)
     result = cli("run", "--no-progress")
-    _assert_clean_failure(result, 1, "in.csv does not exist")
+    # Preflight finds it before anything runs: exit 6, every problem listed, the run recorded as failed.
+    _assert_clean_failure(result, 6, "in.csv does not exist", "preflight found 2 problem(s)", "to_lake", "to_db")
     assert not (tmp_path / "out" / "data.parquet").exists()
     failed = json.loads(cli("manifest", "--status", "failed", "--json").stdout)
     assert len(failed) == 1
-    assert {r["status"] for r in failed[0]["resources"]} == {"failed"}
+    assert failed[0]["resources"] == []
+    manifest = json.loads((tmp_path / ".conduit" / "runs" / failed[0]["run_id"] / "manifest.json").read_text())
+    assert manifest["preflight"]["ok"] is False
+    assert {c["check"] for c in manifest["preflight"]["checks"] if not c["ok"]} == {"source"}
+    # Without preflight each resource fails on its own (exit 1).
+    skipped = cli("run", "--no-progress", "--skip-preflight")
+    _assert_clean_failure(skipped, 1, "in.csv does not exist")
 
 
 def test_ragged_row_names_file_and_line_and_leaves_no_output(tmp_path: Path, cli: CliRunner,
@@ -78,10 +85,10 @@ def test_ragged_row_names_file_and_line_and_leaves_no_output(tmp_path: Path, cli
     (tmp_path / "out" / "data.parquet").unlink()
 
     result = cli("run", "--no-progress", "--batch-size", "500")
-    stderr = _assert_clean_failure(result, 1)
+    stderr = _assert_clean_failure(result, 6)  # preflight reads the first block, which holds the bad row
     # 4500 lines precede it, one record spans two lines: the bad record starts on line 4502, data row 4500.
     assert f"{tmp_path / 'in.csv'}:4502" in result.stdout + stderr
-    assert "row has 3 fields, expected 2" in result.stdout
+    assert "row has 3 fields, expected 2" in result.stdout + stderr
     assert not (tmp_path / "out" / "data.parquet").exists()
     assert not list((tmp_path / "out").glob(".*.tmp"))
     after = duckdb.connect(str(tmp_path / "out/db.duckdb")).execute("SELECT count(*) FROM t").fetchone()
@@ -93,7 +100,7 @@ def test_wrong_encoding_is_reported_with_a_fix(tmp_path: Path, cli: CliRunner,
     (tmp_path / "in.csv").write_bytes("id,city\n1,Málaga\n".encode("latin-1"))
     write_config(BASE.replace("path: in.csv}", "path: in.csv, encoding: utf-8}"))
     result = cli("run", "to_lake", "--no-progress")
-    _assert_clean_failure(result, 1, "encoding")
+    _assert_clean_failure(result, 6, "encoding")
     assert not (tmp_path / "out" / "data.parquet").exists()
 
 
@@ -124,7 +131,7 @@ def test_append_to_csv_with_a_different_header_is_refused(tmp_path: Path, cli: C
     resources: [{name: r, source: s, destination: f, mode: append}]
     """)
     # The default (manual) stops at the drift; auto would still refuse to append another header.
-    _assert_clean_failure(cli("run", "--no-progress"), 1, "drifted", "schema_evolution.mode is manual")
+    _assert_clean_failure(cli("run", "--no-progress"), 6, "drifted", "schema_evolution.mode is manual")
     assert (tmp_path / "out.csv").read_text() == "other,header\n1,2\n"
     write_config("""    sources: [{name: s, type: csv, path: in.csv}]
     destinations: [{name: f, type: csv, path: out.csv}]
@@ -153,7 +160,7 @@ def test_manifest_status_filter(tmp_path: Path, cli: CliRunner, write_config: Ca
     write_config(BASE)
     assert cli("run", "--no-progress").returncode == 0
     (tmp_path / "in.csv").unlink()
-    assert cli("run", "--no-progress").returncode == 1
+    assert cli("run", "--no-progress").returncode == 6
     runs = json.loads(cli("manifest", "--status", status, "--json").stdout)
     assert [r["status"] for r in runs] == [status]
     table = cli("manifest", "--status", status)

@@ -277,7 +277,7 @@ def test_passwords_never_reach_output_or_manifest(tmp_path: Path, cli: CliRunner
     resources: [{name: load, source: csv, destination: pgd}]
     """)
     result = cli("run", "--no-progress", env={"PGSECRET": "s3cr3t-Pa55"})
-    assert result.returncode == 1
+    assert result.returncode == 6  # preflight cannot connect
     assert "connection failed" in result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr
     manifests = list((tmp_path / ".conduit").rglob("*"))
@@ -296,7 +296,7 @@ def test_server_refusals_are_not_retried(tmp_path: Path, cli: CliRunner, postgre
     destinations: [{{name: pgd, type: postgresql, dsn: "{base}/no_such_database_here"}}]
     resources: [{{name: load, source: csv, destination: pgd}}]
     """)
-    result = cli("run", "--no-progress", "--json")
+    result = cli("run", "--no-progress", "--json", "--skip-preflight")
     assert result.returncode == 1
     report = json.loads(result.stdout)["resources"][0]
     assert report["retries"] == 0

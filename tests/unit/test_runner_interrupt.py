@@ -36,8 +36,14 @@ def test_interrupted_run_is_recorded_as_failed(write_config: Callable[[str], Pat
 
     monkeypatch.setattr(runner, "build_source", build)
     with pytest.raises(KeyboardInterrupt):
-        runner.run(config)
+        runner.run(config, runner.RunOptions(skip_preflight=True))
     runs = SqliteStateStore(config.settings.state_dir).runs()
     assert runs[0]["status"] == "failed"
     assert runs[0]["resources"][0]["error"] == "interrupted (KeyboardInterrupt)"
     assert not (tmp_path / "out.parquet").exists()
+    # Interrupted during preflight (which reads the source first): recorded as failed, with no resource run.
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(config)
+    latest = SqliteStateStore(config.settings.state_dir).runs()[0]
+    assert latest["status"] == "failed"
+    assert latest["resources"] == []

@@ -54,6 +54,8 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Continue resources from their last checkpoint.")] = False,
     full_refresh: Annotated[bool, typer.Option(
         "--full-refresh", help="Ignore and reset checkpoints and high-water marks; replace the targets.")] = False,
+    skip_preflight: Annotated[bool, typer.Option(
+        "--skip-preflight", help="Do not check every resource before the first one runs.")] = False,
     json_output: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -63,25 +65,43 @@ def run(
 
     with handled(debug):
         options = RunOptions(resources=tuple(resources or []), batch_size=batch_size, dry_run=dry_run, resume=resume,
-                             full_refresh=full_refresh)
+                             full_refresh=full_refresh, skip_preflight=skip_preflight)
         run_command(file, options, progress=not no_progress and not json_output, json_output=json_output,
                     debug=debug)
 
 
 @app.command()
-def validate(file: FileOpt = DEFAULT_FILE, json_output: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Check ingest.yml and report every problem at once (exit 2 if invalid)."""
+def validate(
+    file: FileOpt = DEFAULT_FILE,
+    offline: Annotated[bool, typer.Option("--offline", help="Check the file only; open no connection.")] = False,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check ingest.yml (exit 2 if invalid), then run preflight on every resource (exit 6 on problems)."""
     from conduit_core.config.loader import load_config
 
     with handled(debug):
         config = load_config(file)
-        summary = {"file": str(config.file), "valid": True, "sources": len(config.sources),
-                   "destinations": len(config.destinations), "resources": [r.name for r in config.resources]}
+        summary: dict[str, object] = {"file": str(config.file), "valid": True, "sources": len(config.sources),
+                                      "destinations": len(config.destinations),
+                                      "resources": [r.name for r in config.resources]}
+        report = None
+        if not offline:
+            from conduit_core.engine.preflight import PreflightError, preflight
+
+            report = preflight(config, config.resources)
+            summary["preflight"] = report.to_dict()
         if json_output:
             print_json(summary)
         else:
             out.print(f"{file} is valid: {len(config.sources)} source(s), {len(config.destinations)} "
                       f"destination(s), {len(config.resources)} resource(s).")
+            if report is not None:
+                from conduit_core.cli.tables import preflight_table
+
+                out.print(preflight_table(report))
+        if report is not None and report.problems:
+            raise PreflightError(report.message(), hint="fix the problems above")
 
 
 @app.command()

@@ -12,9 +12,9 @@ from rich.markup import escape
 from conduit_core.cli.output import err, out, print_json
 from conduit_core.cli.tables import result_table
 from conduit_core.config.loader import load_config
-from conduit_core.engine.results import Status
+from conduit_core.engine.results import RunResult, Status
 from conduit_core.engine.runner import RunOptions, run
-from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
+from conduit_core.errors import EXIT_OK, EXIT_PREFLIGHT, EXIT_RUN_FAILED
 from conduit_core.observe.progress import make_progress
 
 
@@ -27,6 +27,8 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
         for r in result.resources:
             if r.exception is not None:
                 err.print("".join(traceback.format_exception(r.exception)), markup=False)
+    if result.preflight is not None and not result.preflight["ok"]:
+        _preflight_failed(result, json_output=json_output)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -40,3 +42,19 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
         if r.status is Status.FAILED:
             err.print(f"[bold red]Error:[/] resource {escape(r.resource)} failed: {escape(r.error or 'unknown error')}")
     raise typer.Exit(EXIT_RUN_FAILED if result.status is Status.FAILED else EXIT_OK)
+
+
+def _preflight_failed(result: RunResult, *, json_output: bool) -> None:
+    """Nothing ran: show the checks (or the JSON result) and one error listing every problem; exit 6."""
+    from conduit_core.cli.tables import preflight_table
+    from conduit_core.engine.preflight import Check, PreflightReport
+
+    assert result.preflight is not None
+    report = PreflightReport([Check(**c) for c in result.preflight["checks"]], result.preflight["duration_s"])
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        out.print(preflight_table(report))
+    err.print(f"[bold red]Error:[/] {escape(report.message())}")
+    err.print("[bold]Hint:[/] fix the problems above, or run with --skip-preflight to run the resources anyway")
+    raise typer.Exit(EXIT_PREFLIGHT)

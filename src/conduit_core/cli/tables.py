@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from conduit_core.connectors.registry import ConnectorInfo
 from conduit_core.engine.results import RunResult
+
+if TYPE_CHECKING:
+    from conduit_core.engine.preflight import PreflightReport
 
 _STATUS_STYLE = {"success": "green", "partial_success": "yellow", "failed": "red", "skipped": "dim"}
 
@@ -50,4 +53,14 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
         table.add_row(run["run_id"][:12], run["started_at"][:19], _status(run["status"]), resources,
                       f"{run['rows_read'] or 0:,}", f"{run['rows_written'] or 0:,}", f"{run['duration_s'] or 0:.2f}",
                       errors)
+    return table
+
+
+def preflight_table(report: PreflightReport) -> Table:
+    table = Table(title=f"Preflight ({report.duration_s:.2f} s): "
+                        + ("[green]ok[/]" if not report.problems else f"[red]{len(report.problems)} problem(s)[/]"))
+    for name in ("resource", "check", "result", "detail"):
+        table.add_column(name, overflow="fold")
+    for c in report.checks:
+        table.add_row(escape(c.resource), c.check, "[green]ok[/]" if c.ok else "[red]FAILED[/]", escape(c.detail))
     return table

@@ -68,9 +68,13 @@ class RunResult:
     duration_s: float = 0.0
     dry_run: bool = False
     resources: list[ResourceResult] = field(default_factory=list)
+    #: The preflight report (``{"ok", "duration_s", "checks"}``), when preflight ran.
+    preflight: dict[str, Any] | None = None
 
     @property
     def status(self) -> Status:
+        if self.preflight is not None and not self.preflight["ok"]:
+            return Status.FAILED
         statuses = {r.status for r in self.resources}
         if Status.FAILED in statuses:
             return Status.FAILED
@@ -91,5 +95,6 @@ class RunResult:
             "rows_written": sum(r.rows_written for r in self.resources),
             "rows_dlq": sum(r.rows_dlq for r in self.resources),
             "rows_filtered": sum(r.rows_filtered for r in self.resources),
+            "preflight": self.preflight,
             "resources": [r.to_dict() for r in self.resources],
         }

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
+from conduit_core.engine.preflight import preflight
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
 from conduit_core.engine.schema_stage import SchemaStage
@@ -39,6 +40,8 @@ class RunOptions:
     resume: bool = False
     #: Ignore and reset checkpoints and high-water marks, and replace the targets (mode full_refresh).
     full_refresh: bool = False
+    #: Run without checking every resource first (see :mod:`conduit_core.engine.preflight`).
+    skip_preflight: bool = False
 
 
 def _now() -> str:
@@ -245,7 +248,9 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
     """Run the selected resources and record the run; never raises for a failed resource.
 
     Raises :class:`StateError` before anything runs if another process holds a
-    resource's lock, or a checkpoint waits and ``options.resume`` is not set.
+    resource's lock, or a checkpoint waits and ``options.resume`` is not set. If
+    preflight finds problems, no resource runs and the result (status failed)
+    carries the report in ``preflight``.
     """
     options = options or RunOptions()
     progress = progress or NoProgress()
@@ -259,6 +264,14 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
             stack.enter_context(store.lock([r.name for r in selected], run_result.run_id))
             prepare_state(config, selected, options, store)
         try:
+            if not options.dry_run and not options.skip_preflight:
+                # Until preflight completes the run counts as failed (an interrupt here is recorded so).
+                run_result.preflight = {"ok": False, "duration_s": 0.0, "checks": [], "interrupted": True}
+                report = preflight(config, selected, batch_size=options.batch_size,
+                                   full_refresh=options.full_refresh)
+                run_result.preflight = report.to_dict()
+                if report.problems:
+                    return run_result  # no resource writes anything (recorded as failed, with the report)
             for resource in selected:
                 run_result.resources.append(_run_resource(config, resource, options, progress, run_result.run_id,
                                                           store, run_result.resources))

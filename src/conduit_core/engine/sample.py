@@ -12,9 +12,11 @@ from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.types import unify
 
 
-def sample(config: IngestConfig, resource: ResourceConfig, rows: int) -> tuple[pa.Schema, pa.Table]:
+def sample(config: IngestConfig, resource: ResourceConfig, rows: int,
+           batch_size: int | None = None) -> tuple[pa.Schema, pa.Table]:
     """The source's schema (declared types applied; types unified across the sampled batches) and up to
-    ``rows`` rows. The source is closed after reading only what the sample needs."""
+    ``rows`` rows. The source is closed after reading only what the sample needs. ``batch_size`` is the
+    size a run would ask for (sources such as CSV infer types from a block of about that size)."""
     from conduit_core.engine.runner import build_source
 
     source = build_source(config, resource)
@@ -23,7 +25,8 @@ def sample(config: IngestConfig, resource: ResourceConfig, rows: int) -> tuple[p
     schema: pa.Schema | None = None
     seen = 0
     try:
-        stream = source.read_batches(ReadRequest(batch_size=max(min(rows, 50_000), 1), query=resource.query))
+        size = batch_size or max(min(rows, 50_000), 1)
+        stream = source.read_batches(ReadRequest(batch_size=size, query=resource.query))
         try:
             for batch in stream:
                 shaped = declared.apply(batch) if declared is not None else batch
