@@ -41,6 +41,7 @@ from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import CHECKPOINT_TABLE, TableOrQueryOptions, keyset_position, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState
@@ -272,7 +273,8 @@ class MySQLDestination(BaseDestination):
         self._run("START TRANSACTION")
 
     def _create(self, table: str, schema: pa.Schema, key: tuple[str, ...], *, sequence: bool = False) -> None:
-        columns = [f"{quote_ident(f.name)} {mysql_type(f, f.name in key)}" for f in schema]
+        columns = [f"{quote_ident(f.name)} {mysql_type(f, f.name in key)}{' NOT NULL' if not_null(f) else ''}"
+                   for f in schema]
         if key:
             columns.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
         if sequence:  # insertion order of the staging rows, so the last occurrence of a key wins

@@ -42,6 +42,7 @@ from conduit_core.connectors.sql import (
 )
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
 from conduit_core.observe.redact import redact
+from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import ResumeState
@@ -273,7 +274,8 @@ class PostgresDestination(BaseDestination):
         return self._pipe
 
     def _create(self, qualified: str, schema: pa.Schema, target: WriteTarget | None) -> None:
-        columns = [f"{quote_ident(f.name)} {pg_type(f.type, f.name)}" for f in schema]
+        columns = [f"{quote_ident(f.name)} {pg_type(f.type, f.name)}{' NOT NULL' if not_null(f) else ''}"
+                   for f in schema]
         if target is not None and target.mode is WriteMode.MERGE:
             columns.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in target.primary_key)})")
         self._run(f"CREATE TABLE {qualified} ({', '.join(columns)})")

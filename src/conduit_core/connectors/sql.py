@@ -26,6 +26,7 @@ from conduit_core.connectors.base import (
     WriteTarget,
 )
 from conduit_core.errors import ConfigError, DataError, StateError
+from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import TableSchema
 from conduit_core.state.resume import ResumeState
@@ -176,7 +177,8 @@ class SqlDestination(BaseDestination):
 
     def _create(self, qualified: str, schema: pa.Schema, verb: str) -> None:
         columns = ", ".join(
-            f"{quote_ident(f.name)} {sql_type}" for f, sql_type in zip(schema, self._column_types(schema), strict=True)
+            f"{quote_ident(f.name)} {sql_type}{' NOT NULL' if not_null(f) else ''}"
+            for f, sql_type in zip(schema, self._column_types(schema), strict=True)
         )
         self._execute(f"{verb} {qualified} ({columns})")
 

@@ -14,6 +14,12 @@ from conduit_core.errors import DataError
 from conduit_core.schema.types import parse_type
 
 
+def not_null(field: pa.Field) -> bool:
+    """Whether a created column should be NOT NULL: only when ``schema:`` declared it ``nullable: false``
+    (most sources call every column nullable, so their own flag says nothing)."""
+    return not field.nullable and bool((field.metadata or {}).get(b"conduit.declared"))
+
+
 class DeclaredSchema:
     def __init__(self, columns: Mapping[str, DeclaredColumn]) -> None:
         self.columns = dict(columns)
