@@ -21,7 +21,7 @@ def test_parse_type(text: str, expected: pa.DataType) -> None:
 
 
 def test_unknown_type_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="unknown type 'bigin'; valid types: .*bigint"):
+    with pytest.raises(ValueError, match=r"unknown type 'bigin'; valid types: .*bigint"):
         parse_type("bigin")
     with pytest.raises(ValueError, match="precision"):
         parse_type("decimal(40,2)")
