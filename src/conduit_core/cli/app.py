@@ -17,7 +17,8 @@ from conduit_core.cli.output import err, handled, out, print_json
 app = typer.Typer(
     name="conduit",
     help=("Declarative, Arrow-native data ingestion. Exit codes: 0 success, 1 run failed, 2 configuration error, "
-          "5 saved state needs a decision (a checkpoint to --resume, or another run holds the lock)."),
+          "3/4 schema-compare drift (compatible/breaking), 5 saved state needs a decision (a checkpoint to --resume, "
+          "or another run holds the lock), 6 preflight failed (nothing ran)."),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
