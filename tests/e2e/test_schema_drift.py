@@ -210,3 +210,26 @@ resources:
     with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM a").fetchall() == [(10,)]
         assert "extra" not in [r[0] for r in con.sql("DESCRIBE b").fetchall()]
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+def test_declared_text_widens_a_varchar_column(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    """A user's varchar(6) column, and values that only fit when the column is text."""
+    if kind == "postgresql":
+        pg = request.getfixturevalue("pg")
+        db = Database("postgresql", tmp_path, request.getfixturevalue("postgres_dsn"), pg, pg.schema)
+        pg.execute("CREATE TABLE loaded (id bigint, name varchar(6))")
+    else:
+        mysql = request.getfixturevalue("mysql")
+        db = Database("mysql", tmp_path, request.getfixturevalue("mysql_dsn").rsplit("/", 1)[0]
+                      + f"/{mysql.database}", mysql, mysql.database)
+        with mysql.cursor() as cur:
+            cur.execute("CREATE TABLE loaded (id BIGINT, name VARCHAR(6))")
+    (tmp_path / "in.csv").write_text("id,name\n1,a much longer name\n", encoding="utf-8")
+    config = _config(tmp_path, db, "manual", "name: text")
+    assert compare_command(config, "load", against="destination", rows=10, json_output=True) == 3
+    assert run(load_config(config), RunOptions()).status is Status.FAILED  # manual: preflight stops it
+    result = run(load_config(_config(tmp_path, db, "auto", "name: text")), RunOptions())
+    assert result.status is Status.SUCCESS, result.resources[0].error if result.resources else result.preflight
+    assert result.resources[0].schema_changes[0]["auto_action"] == "widen name to text"
+    assert db.query("SELECT name FROM loaded") == [("a much longer name",)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -61,6 +62,15 @@ class SchemaDiff:
                          for c in self.changes)
 
 
+_BOUNDED_TEXT = re.compile(r"^(?:character varying|varchar|character|char)\s*\(\s*\d+\s*\)", re.IGNORECASE)
+
+
+def _bounded_text(column: Column) -> bool:
+    """A text column with a length limit (``varchar(20)``) in the target."""
+    return column.type is not None and pa.types.is_string(column.type) and bool(
+        column.native and _BOUNDED_TEXT.match(column.native))
+
+
 def _null(nullable: bool) -> str:
     return "NULL" if nullable else "NOT NULL"
 
@@ -84,7 +94,12 @@ def diff(old: TableSchema, new: TableSchema, *, nullability_for: frozenset[str] 
             changes.append(Change(ChangeKind.ADDED, column.name, None, column.type_label, True,
                                   f"ADD COLUMN {column.name} {column.type_label}", column))
             continue
-        if before.type is not None and column.type is not None:
+        if column.declared and _bounded_text(before) and column.type is not None and pa.types.is_string(column.type):
+            # Declared as text, arriving into varchar(n): widen to unbounded text (never a lossy change).
+            changes.append(Change(ChangeKind.TYPE, column.name, before.native, "text", True,
+                                  f"widen {column.name} to text", Column(column.name, pa.string(), before.nullable),
+                                  Relation.WIDER))
+        elif before.type is not None and column.type is not None:
             relation = relate(before.type, column.type)
             if relation is Relation.WIDER:
                 to = widened(before.type, column.type)

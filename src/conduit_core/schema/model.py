@@ -25,6 +25,8 @@ class Column:
     nullable: bool = True
     #: The destination's own type name (``character varying(20)``), when read from a table.
     native: str | None = None
+    #: Declared in the resource's ``schema:`` (rather than reported by the source).
+    declared: bool = False
 
     @property
     def type_label(self) -> str:
@@ -39,7 +41,8 @@ class TableSchema:
 
     @classmethod
     def from_arrow(cls, schema: pa.Schema) -> TableSchema:
-        return cls(tuple(Column(f.name, f.type, f.nullable) for f in schema))
+        return cls(tuple(Column(f.name, f.type, f.nullable, declared=bool((f.metadata or {}).get(b"conduit.declared")))
+                         for f in schema))
 
     def to_arrow(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type or pa.string(), c.nullable) for c in self.columns])
