@@ -252,5 +252,55 @@ def schema_compare(
     raise typer.Exit(code)
 
 
+dlq_app = typer.Typer(help="The dead-letter queue: rows rejected by coercion or quality checks.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(file: FileOpt = DEFAULT_FILE, json_output: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """List dead-letter files: resource, run, rows, whether replayed."""
+    from conduit_core.cli.dlq_cmd import list_command
+
+    with handled(debug):
+        list_command(file, json_output=json_output)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    resource: ResourceArg,
+    file: FileOpt = DEFAULT_FILE,
+    run_id: Annotated[str | None, typer.Option("--run", help="The run (default: the latest with rejects).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most N rows.")] = 50,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a resource's rejected rows: the record, the check or coercion rule, column, value and reason."""
+    from conduit_core.cli.dlq_cmd import show_command
+
+    with handled(debug):
+        show_command(file, resource, run_id=run_id, limit=limit, json_output=json_output)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    resource: ResourceArg,
+    run_id: Annotated[str, typer.Option("--run", help="The run whose rejected rows to replay.")],
+    file: FileOpt = DEFAULT_FILE,
+    fixed: Annotated[Path | None, typer.Option("--file", help="Corrected records (JSON Lines) to send instead.")]
+    = None,
+    json_output: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Send rejected rows (or corrected ones) through the same checks and coercion into the destination.
+    Exit 1 if some are rejected again."""
+    from conduit_core.cli.dlq_cmd import replay_command
+    from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
+
+    with handled(debug):
+        rejected = replay_command(file, resource, run_id=run_id, fixed=fixed, json_output=json_output)
+    raise typer.Exit(EXIT_RUN_FAILED if rejected else EXIT_OK)
+
+
 def main() -> None:
     app()

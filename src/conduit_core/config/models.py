@@ -87,6 +87,11 @@ class DeclaredColumn(_Frozen):
     nullable: bool = True
     #: strptime format for text parsed into a date or timestamp, e.g. '%d/%m/%Y'.
     format: str | None = None
+    #: Time zone of text parsed into a timestamptz without an offset, e.g. 'Europe/Paris'.
+    timezone: str | None = None
+    #: Text read as true / false for a boolean column (default: Arrow's true/false/1/0).
+    true_values: tuple[str, ...] | None = None
+    false_values: tuple[str, ...] | None = None
 
     @field_validator("type")
     @classmethod
@@ -95,6 +100,49 @@ class DeclaredColumn(_Frozen):
 
         parse_type(value)
         return value
+
+
+class QualityCheckConfig(BaseModel):
+    """One check of ``quality_checks:``; parameters depend on the check (see docs/quality.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    check: str = Field(min_length=1)
+    column: str | None = None
+    action: Literal["fail", "warn", "dlq"] = "dlq"
+    name: str | None = None
+    pattern: str | None = None
+    min_value: float | int | str | None = None
+    max_value: float | int | str | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    values: tuple[Any, ...] | None = None
+    sql: str | None = None
+    #: Extra parameters passed to a custom check.
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> QualityCheckConfig:
+        from conduit_core.quality.registry import validate_check
+
+        validate_check(self)
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.check}({self.column})" if self.column else self.check)
+
+
+class QualityGate(_Frozen):
+    """Fail the resource when more than this share of the rows read went to the dead-letter queue."""
+
+    max_dlq_ratio: float = Field(ge=0, le=1)
+
+
+class CoercionConfig(_Frozen):
+    """``strict: true``: a value that cannot be converted fails the resource instead of going to the DLQ."""
+
+    strict: bool = False
 
 
 class ResourceConfig(_Frozen):
@@ -117,6 +165,9 @@ class ResourceConfig(_Frozen):
     #: Declared column types (they take precedence over inferred ones): {column: type or {type, nullable, format}}.
     declared_schema: dict[str, DeclaredColumn] | None = Field(default=None, alias="schema")
     schema_evolution: SchemaEvolutionConfig = SchemaEvolutionConfig()
+    quality_checks: tuple[QualityCheckConfig, ...] = ()
+    quality_gate: QualityGate | None = None
+    coercion: CoercionConfig = CoercionConfig()
 
     @field_validator("declared_schema", mode="before")
     @classmethod

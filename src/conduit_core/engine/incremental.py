@@ -53,24 +53,25 @@ class IncrementalFilter:
             self._boundary, self._typed = start, True
         return self._boundary
 
-    def apply(self, batch: Batch) -> tuple[Batch, int]:
-        """The rows of ``batch`` above the boundary, and how many were dropped."""
+    def apply(self, batch: Batch) -> tuple[Batch, int, pa.BooleanArray | None]:
+        """The rows of ``batch`` above the boundary, how many were dropped, and the mask kept (None: all)."""
         if self.column not in batch.schema.names:
             msg = f"incremental column {self.column!r} is not in the data; columns: {batch.schema.names}"
             raise DataError(msg, file=batch.source_file, hint="fix incremental.column on the resource")
         column = batch.data.column(self.column)
         bound = self._bound(column.type)
-        kept = batch
+        kept, kept_mask = batch, None
         if bound is not None and batch.num_rows:
             mask = pc.fill_null(pc.greater(column, bound), False)
             if not pc.all(mask).as_py():
+                kept_mask = mask
                 kept = Batch(batch.data.filter(mask), position=batch.position, source_file=batch.source_file,
                              first_row=batch.first_row, extras=batch.extras)
         if kept.num_rows:
             top = pc.max(kept.data.column(self.column))
             if top.is_valid and (self.largest is None or pc.greater(top, self.largest).as_py()):
                 self.largest = top
-        return kept, batch.num_rows - kept.num_rows
+        return kept, batch.num_rows - kept.num_rows, kept_mask
 
     def new_mark(self) -> pa.Scalar | None:
         """The mark once this load has committed: the larger of the old mark and what was read."""

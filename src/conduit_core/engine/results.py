@@ -43,6 +43,10 @@ class ResourceResult:
     schema_changes: list[dict[str, Any]] = field(default_factory=list)
     #: The version of the resource's schema in the schema store after this load.
     schema_version: int | None = None
+    #: Per quality check (and ``coercion``): check, column, action and rows that failed it.
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The dead-letter file of this run, when rows went to it.
+    dlq_file: str | None = None
     error: str | None = None
     error_type: str | None = None
     #: The exception behind an unexpected failure, for ``--debug``; never stored.

@@ -14,6 +14,7 @@ from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
 from conduit_core.engine.preflight import preflight
+from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
 from conduit_core.engine.schema_stage import SchemaStage
@@ -23,6 +24,7 @@ from conduit_core.errors import ConduitError, ConfigError, FatalError, StateErro
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
+from conduit_core.quality.dlq import DeadLetterQueue, cut_back
 from conduit_core.schema.model import TableSchema
 from conduit_core.state import open_store
 from conduit_core.state.resume import ResumeState
@@ -157,8 +159,16 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         total = None if isinstance(progress, NoProgress) else source.estimate_total_records()
         progress.start(resource.name, total)
         try:
-            stream_resource(source, destination, target, request, result, progress, tracker, store.put_state,
-                            SchemaStage(resource, destination, target, result))
+            if tracker.resumed is not None:
+                cut_back(tracker.resumed.dlq_file, tracker.resumed.dlq_bytes)
+            quality = QualityStage(resource, result, DeadLetterQueue(config.settings.state_dir, resource.name, run_id))
+            try:
+                stream_resource(source, destination, target, request, result, progress, tracker, store.put_state,
+                                SchemaStage(resource, destination, target, result), quality)
+            finally:
+                quality.close()
+                if quality.dlq.rows or quality.dlq.path.exists():
+                    result.dlq_file = str(quality.dlq.path)
             if tracker.schema is not None:
                 result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema),
                                                             run_id)

@@ -29,7 +29,7 @@ def sample(config: IngestConfig, resource: ResourceConfig, rows: int,
         stream = source.read_batches(ReadRequest(batch_size=size, query=resource.query))
         try:
             for batch in stream:
-                shaped = declared.apply(batch) if declared is not None else batch
+                shaped = declared.coerce(batch)[0] if declared is not None else batch  # rejects: the run's DLQ
                 schema = shaped.schema if schema is None else _unify(schema, shaped.schema)
                 batches.append(shaped.data.slice(0, rows - seen))
                 seen += batches[-1].num_rows

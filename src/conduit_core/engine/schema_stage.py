@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from conduit_core.batch import Batch
 from conduit_core.config.models import ResourceConfig
@@ -18,17 +19,21 @@ class SchemaStage:
     def __init__(self, resource: ResourceConfig, destination: BaseDestination, target: WriteTarget,
                  result: ResourceResult) -> None:
         self.resource, self.destination, self.target, self.result = resource, destination, target, result
-        self.declared = DeclaredSchema(resource.declared_schema) if resource.declared_schema else None
+        self.declared = DeclaredSchema(resource.declared_schema, strict=resource.coercion.strict) \
+            if resource.declared_schema else None
         self._adapt: Callable[[Batch], Batch] | None = None
         self._planned = False
 
-    def __call__(self, batch: Batch) -> Batch:
+    def __call__(self, batch: Batch) -> tuple[Batch, dict[int, dict[str, Any]]]:
+        """The batch in its declared types (rows that do not convert left out and returned as rejects,
+        keyed by their row in ``batch``), adapted to the target."""
+        rejects: dict[int, dict[str, Any]] = {}
         if self.declared is not None:
-            batch = self.declared.apply(batch)
+            batch, rejects = self.declared.coerce(batch)
         if not self._planned:
             self._planned = True
             self._evolve(batch)
-        return self._adapt(batch) if self._adapt is not None else batch
+        return (self._adapt(batch) if self._adapt is not None else batch), rejects
 
     def _evolve(self, batch: Batch) -> None:
         """Before anything is written: compare with the target, then stop, alter it, or adapt the batches."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from conduit_core.batch import Batch
 from conduit_core.config.models import CheckpointConfig
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
 from conduit_core.engine.prefetch import prefetch
+from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, Status
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import DataError, InvariantError
@@ -53,10 +56,13 @@ def _check_schema(batch: Batch, expected: Batch) -> None:
         raise DataError(msg, file=batch.source_file, hint="declare column types on the source")
 
 
+Shape = Callable[[Batch], tuple[Batch, dict[int, dict[str, Any]]]]
+
+
 def stream_resource(source: BaseSource, destination: BaseDestination, target: WriteTarget, request: ReadRequest,
                     result: ResourceResult, progress: ProgressSink, tracker: LoadTracker | None = None,
                     on_checkpoint: Callable[[ResumeState], None] = lambda _: None,
-                    shape: Callable[[Batch], Batch] | None = None) -> None:
+                    shape: Shape | None = None, quality: QualityStage | None = None) -> None:
     """Move every row of ``source`` into ``destination``; fill ``result``.
 
     Destinations that support checkpoints commit the rows written so far with
@@ -66,7 +72,7 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
     """
     if tracker is None:  # one unit of work: no checkpoints, no incremental mark
         tracker = LoadTracker(target.resource, "", CheckpointConfig(every_seconds=None), None, None, resume=False)
-    load = _Load(destination, target, result, tracker, on_checkpoint, shape)
+    load = _Load(destination, target, result, tracker, on_checkpoint, shape, quality)
     # Eight batches of read-ahead (CSV blocks are <= 2 MB) keep both cores busy: at a
     # depth of 2 CSV -> Parquet ran 1.5x slower while each side waited for the other.
     batches: Iterator[Batch] = prefetch(source.read_batches(request), depth=8)
@@ -89,9 +95,9 @@ class _Load:
 
     def __init__(self, destination: BaseDestination, target: WriteTarget, result: ResourceResult,
                  tracker: LoadTracker, on_checkpoint: Callable[[ResumeState], None],
-                 shape: Callable[[Batch], Batch] | None = None) -> None:
+                 shape: Shape | None = None, quality: QualityStage | None = None) -> None:
         self.destination, self.target, self.result, self.tracker = destination, target, result, tracker
-        self.shape = shape
+        self.shape, self.quality = shape, quality
         self.on_checkpoint = on_checkpoint
         self.checkpoints = destination.capabilities.checkpoints
         self.begun = False  # once set, the destination has begun (and must be aborted on failure)
@@ -107,9 +113,16 @@ class _Load:
         if raw.source_file is not None and raw.source_file not in result.files_read:
             result.files_read.append(raw.source_file)
         result.rows_read += raw.num_rows
-        shaped = self.shape(raw) if self.shape is not None else raw
-        batch, filtered = self.tracker.prepare(shaped)
+        shaped, rejects = self.shape(raw) if self.shape is not None else (raw, {})
+        # Which row of ``raw`` each row of the shaped batch is, for the dead-letter queue (None: the same).
+        raw_index = np.setdiff1d(np.arange(raw.num_rows), np.fromiter(rejects, dtype=np.int64)) if rejects else None
+        batch, filtered, kept = self.tracker.prepare(shaped)
         result.rows_filtered += filtered
+        if kept is not None:
+            mask = np.asarray(kept.to_numpy(zero_copy_only=False), dtype=bool)
+            raw_index = (raw_index if raw_index is not None else np.arange(shaped.num_rows))[mask]
+        if self.quality is not None:
+            batch = self.quality.apply(raw, batch, raw_index, rejects)
         _check_batch(batch, self.first, self.target)
         self.first = self.first or batch
         if not self.begun:
@@ -119,7 +132,7 @@ class _Load:
             result.batches += 1
         if self.checkpoints and self.tracker.due(raw, raw.num_rows):
             _check_balance(result)
-            state = self.tracker.state(result, dict(raw.position or {}), final=False)
+            state = self._with_dlq(self.tracker.state(result, dict(raw.position or {}), final=False))
             self.destination.checkpoint(state)
             self.committed = result.rows_written
             result.checkpoints += 1
@@ -133,12 +146,21 @@ class _Load:
         _check_balance(self.result)
         if not self.begun:
             return
-        state = self.tracker.state(self.result, None, final=True)
+        state = self._with_dlq(self.tracker.state(self.result, None, final=True))
         if self.checkpoints:
             self.destination.checkpoint(state, final=True)
         else:
             self.destination.commit()
         self.on_checkpoint(state)
+
+    def _with_dlq(self, state: ResumeState) -> ResumeState:
+        """Before a commit: the quality gate holds, and the dead-letter rows so far are durable and counted
+        in the state (a resume cuts the file back to this length)."""
+        if self.quality is not None:
+            self.quality.gate()
+            if self.quality.dlq.rows or self.quality.dlq.path.exists():
+                state.dlq_file, state.dlq_bytes = str(self.quality.dlq.path), self.quality.dlq.sync()
+        return state
 
     def abort(self) -> None:
         if self.begun:

@@ -49,8 +49,9 @@ class LoadTracker:
     def stage(self) -> str | None:
         return self.resumed.stage if self.resumed is not None else None
 
-    def prepare(self, batch: Batch) -> tuple[Batch, int]:
-        """``batch`` in the load's schema and above the incremental mark; returns it and the rows filtered."""
+    def prepare(self, batch: Batch) -> tuple[Batch, int, pa.BooleanArray | None]:
+        """``batch`` in the load's schema and above the incremental mark; returns it, the rows filtered and
+        the mask of the rows kept (None: all of them)."""
         if self.schema is None:
             self.schema = batch.schema
         elif not batch.schema.equals(self.schema) and self.resumed is not None:
@@ -63,7 +64,7 @@ class LoadTracker:
                 hint = "the source changed since the checkpoint; `conduit state reset` and reload"
                 raise DataError(msg, file=batch.source_file, row=batch.first_row, hint=hint) from None
         if self.filter is None:
-            return batch, 0
+            return batch, 0, None
         return self.filter.apply(batch)
 
     def due(self, batch: Batch, rows: int) -> bool:

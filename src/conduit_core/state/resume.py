@@ -39,6 +39,9 @@ class ResumeState:
     files_read: list[str] = field(default_factory=list)
     #: The data is committed and only the final swap remains (destinations whose swap is a separate step).
     publishing: bool = False
+    #: The dead-letter file of the load and its length at this checkpoint (a resume cuts it back to that).
+    dlq_file: str | None = None
+    dlq_bytes: int | None = None
     updated_at: str = ""
 
     @property

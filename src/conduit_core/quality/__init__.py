@@ -1,0 +1,5 @@
+"""Quality checks over Arrow batches, the dead-letter queue, and custom validators."""
+
+from conduit_core.quality.registry import validator
+
+__all__ = ["validator"]
