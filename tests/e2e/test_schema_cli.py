@@ -101,14 +101,23 @@ resources: [{name: items, source: src, destination: lake, mode: append, schema_e
 
 
 def test_declared_not_null_rejects_nulls_with_row_and_column(tmp_path: Path, cli: CliRunner) -> None:
+    """A NULL in a column declared nullable: false sends its row to the DLQ (strict: fails the resource)."""
     _csv(tmp_path / "in.csv", "id,name", ["1,a", "2,", "3,c"])
-    (tmp_path / "ingest.yml").write_text("""\
+    config = """\
 sources: [{name: src, type: csv, path: in.csv}]
 destinations: [{name: db, type: sqlite, path: out.sqlite}]
-resources: [{name: items, source: src, destination: db, schema: {name: {type: string, nullable: false}}}]
-""", encoding="utf-8")
-    result = cli("run", "--no-progress")
-    assert result.returncode == 6
-    assert "column 'name'" in result.stderr
-    assert "declared nullable: false" in result.stderr
-    assert "Traceback" not in result.stderr
+resources: [{name: items, source: src, destination: db, schema: {name: {type: string, nullable: false}}%s}]
+"""
+    (tmp_path / "ingest.yml").write_text(config % "", encoding="utf-8")
+    result = cli("run", "--no-progress", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["resources"][0]
+    assert (report["rows_written"], report["rows_dlq"]) == (2, 1)
+    entry = json.loads(Path(report["dlq_file"]).read_text())
+    assert (entry["row"], entry["column"], entry["check"]) == (2, "name", "nullable: false")
+    (tmp_path / "ingest.yml").write_text(config % ", coercion: {strict: true}", encoding="utf-8")
+    strict = cli("run", "--no-progress")
+    assert strict.returncode == 1
+    assert "row 2, column 'name'" in strict.stderr
+    assert "declared nullable: false" in strict.stderr
+    assert "Traceback" not in strict.stderr

@@ -48,7 +48,7 @@ def _batch(ids: list[int | None]) -> Batch:
 
 def test_filter_is_strict_typed_and_tracks_the_largest_value() -> None:
     inc = IncrementalFilter(IncrementalConfig(column="id"), pa.scalar(9, pa.int64()))
-    kept, dropped = inc.apply(_batch([8, 9, 10, None, 11]))
+    kept, dropped, _ = inc.apply(_batch([8, 9, 10, None, 11]))
     assert kept.data.column("id").to_pylist() == [10, 11]
     assert dropped == 3  # 8, the boundary 9 itself, and the NULL
     inc.apply(_batch([12, 3]))
@@ -58,7 +58,7 @@ def test_filter_is_strict_typed_and_tracks_the_largest_value() -> None:
 def test_filter_casts_a_text_initial_value_to_the_column_type() -> None:
     inc = IncrementalFilter(IncrementalConfig(column="day", initial_value="2024-01-02"), None)
     batch = Batch(pa.record_batch({"day": pa.array([date(2024, 1, 1), date(2024, 1, 3)], pa.date32())}))
-    kept, dropped = inc.apply(batch)
+    kept, dropped, _ = inc.apply(batch)
     assert (kept.num_rows, dropped) == (1, 1)
     assert inc.new_mark().as_py() == date(2024, 1, 3)
     with pytest.raises(ConfigError, match="cannot be compared"):

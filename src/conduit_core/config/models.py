@@ -93,6 +93,14 @@ class DeclaredColumn(_Frozen):
     true_values: tuple[str, ...] | None = None
     false_values: tuple[str, ...] | None = None
 
+    @field_validator("true_values", "false_values", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and any(isinstance(v, bool) for v in value):
+            msg = "YAML reads unquoted yes/no/on/off/true/false as booleans: quote each token, e.g. ['yes']"
+            raise ValueError(msg)
+        return value
+
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +37,21 @@ def _bad_positions(array: pa.Array, convert: Convert) -> list[int]:
     middle = len(array) // 2
     return _bad_positions(array.slice(0, middle), convert) + [
         middle + p for p in _bad_positions(array.slice(middle), convert)]
+
+
+def _check_calendar(text: pa.Array, parsed: pa.Array, fmt: str) -> None:
+    """Arrow's strptime rolls impossible dates over (31/02 becomes 02/03); a value that does not format back
+    to its own text is checked strictly by Python, and raises if it is not a real date."""
+    back = pc.strftime(parsed, format=fmt)
+    differs = pc.fill_null(pc.not_equal(back, text), False)
+    if not pc.any(differs).as_py():
+        return
+    for value in text.filter(differs).to_pylist():  # only the values that did not round-trip (zero padding...)
+        try:
+            datetime.strptime(value, fmt)
+        except ValueError as exc:
+            msg = f"{value!r} is not a valid date/time for format {fmt!r}: {exc}"
+            raise pa.ArrowInvalid(msg) from None
 
 
 class DeclaredSchema:
@@ -123,9 +139,12 @@ class DeclaredSchema:
             return tokens
         if declared.format and (pa.types.is_timestamp(target) or pa.types.is_date(target)):
             unit = target.unit if pa.types.is_timestamp(target) else "s"
+            fmt = declared.format
 
             def parse(array: pa.Array) -> pa.Array:
-                parsed = pc.strptime(array.cast(pa.string()), format=declared.format, unit=unit, error_is_null=False)
+                text = array.cast(pa.string())
+                parsed = pc.strptime(text, format=fmt, unit=unit, error_is_null=False)
+                _check_calendar(text, parsed, fmt)
                 if pa.types.is_timestamp(target) and target.tz and parsed.type.tz is None:
                     parsed = pc.assume_timezone(parsed, declared.timezone or target.tz)
                 return parsed.cast(target)
