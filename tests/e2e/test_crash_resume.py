@@ -296,3 +296,22 @@ def test_csv_to_mysql_survives_sigkill(tmp_path: Path, mysql: Any, mysql_dsn: st
     _assert_exact(actual, expected)
     assert leftovers == (0,)
     assert mid_load >= 1
+
+
+@pytest.mark.parametrize("seed", [41])
+def test_dead_letter_rows_survive_sigkill_exactly_once(tmp_path: Path, seed: int) -> None:
+    """Every 100th row fails a check: after kills and --resume, the DLQ files hold each of them once."""
+    import duckdb
+
+    expected = _write_csv(tmp_path / "in.csv")
+    _config(tmp_path, "{name: dst, type: duckdb, path: out.duckdb}",
+            extra=', quality_checks: [{check: expression, sql: "id % 100 <> 0"}]')
+    mid_load = _crash_and_resume(tmp_path, "load", seed)
+    good = expected.filter(pa.array([i % 100 != 0 for i in expected.column("id").to_pylist()]))
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        _assert_exact(con.sql("SELECT * FROM loaded").to_arrow_table(), good)
+    rejected = [json.loads(line)["record"]["id"]
+                for path in (tmp_path / ".conduit" / "errors" / "load").glob("*.jsonl")
+                for line in path.read_text().splitlines()]
+    assert sorted(rejected) == list(range(100, ROWS + 1, 100))
+    assert mid_load >= 1

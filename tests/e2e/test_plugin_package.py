@@ -136,6 +136,23 @@ def test_plugin_source_into_builtin_duckdb(plugin_env: dict[str, str], tmp_path:
     assert columns == ["id", "square", "label"]
 
 
+def test_plugin_validator_by_entry_point(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    """The example package's `perfect_square` check (entry point conduit.validators) routes rows to the DLQ."""
+    config = write_config(tmp_path / "ingest.yml", {
+        "sources": [{"name": "numbers", "type": "example_sequence", "count": 100, "start": 1}],
+        "destinations": [{"name": "warehouse", "type": "duckdb", "path": "warehouse.duckdb"}],
+        "resources": [{"name": "squares", "source": "numbers", "destination": "warehouse",
+                       "quality_checks": [{"column": "id", "check": "perfect_square"}]}],
+    })
+    proc = conduit(plugin_env, "run", "-f", str(config), "--no-progress", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, _explain(proc)
+    report = json.loads(proc.stdout)["resources"][0]
+    assert (report["rows_written"], report["rows_dlq"]) == (10, 90)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select list(id order by id) from squares").fetchone() == (
+            [n * n for n in range(1, 11)],)
+
+
 def test_builtin_csv_into_plugin_jsonl(plugin_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text(
         "id,name,note,amount,joined\n"

@@ -2,7 +2,7 @@
 
 For each resource: the source opens and yields its first batch (so its schema
 is known), the destination is reachable and writable, the primary-key,
-incremental and checkpoint columns exist in the source's schema, and the drift
+incremental, checkpoint and quality-check columns exist in the source's schema, and the drift
 against the target is allowed by ``schema_evolution``. Nothing is written.
 """
 
@@ -113,7 +113,8 @@ def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightR
         names = schema[0].names
         wanted = {"primary_key": list(resource.primary_key) if resource.mode is WriteMode.MERGE else [],
                   "incremental column": [resource.incremental.column] if resource.incremental else [],
-                  "checkpoint_column": [resource.checkpoint_column] if resource.checkpoint_column else []}
+                  "checkpoint_column": [resource.checkpoint_column] if resource.checkpoint_column else [],
+                  "quality check column": [c.column for c in resource.quality_checks if c.column]}
         missing = {what: [c for c in cols if c not in names] for what, cols in wanted.items()}
         missing = {k: v for k, v in missing.items() if v}
         if missing:

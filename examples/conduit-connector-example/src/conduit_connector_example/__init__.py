@@ -13,7 +13,13 @@ from typing import Any
 
 from conduit_core import BaseDestination, BaseSource
 
-__all__ = ["JsonlDestination", "SequenceSource"]
+__all__ = ["JsonlDestination", "SequenceSource", "perfect_square"]
+
+
+def perfect_square(value: Any, **_: Any) -> bool:
+    """A quality check, registered by entry point as ``perfect_square``: one value in, valid or not out."""
+    root = int(value**0.5)
+    return bool(root * root == value)
 
 
 class SequenceSource(BaseSource):
