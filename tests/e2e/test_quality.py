@@ -230,3 +230,28 @@ resources: [{name: t, source: src, destination: db, schema: {n: bigint}}]
     assert (result.resources[0].rows_written, result.resources[0].rows_dlq) == (1, 1)
     with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
         assert con.sql("SELECT id, n FROM t").fetchall() == [(2, 4)]
+
+
+def test_decimals_and_time_zones_are_exact(tmp_path: Path) -> None:
+    """12.345 does not fit decimal(12,2) (Arrow alone would round it to 12.35); Paris time is converted to UTC."""
+    (tmp_path / "in.csv").write_text("id,paid,amt\n1,2024-03-01 10:00,12.34\n2,2024-07-01 10:00,12.345\n",
+                                     encoding="utf-8")
+    (tmp_path / "ingest.yml").write_text("""\
+sources: [{name: src, type: csv, path: in.csv}]
+destinations: [{name: db, type: duckdb, path: out.duckdb}]
+resources:
+  - name: t
+    source: src
+    destination: db
+    schema:
+      paid: {type: timestamptz, format: "%Y-%m-%d %H:%M", timezone: Europe/Paris}
+      amt: decimal(12,2)
+""", encoding="utf-8")
+    result = run(load_config(tmp_path / "ingest.yml"), RunOptions())
+    assert (result.resources[0].rows_written, result.resources[0].rows_dlq) == (1, 1)
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT id, (paid AT TIME ZONE 'UTC')::VARCHAR, amt::VARCHAR FROM t").fetchall() == [
+            (1, "2024-03-01 09:00:00", "12.34")]
+    (entry,) = [json.loads(line) for path in (tmp_path / ".conduit" / "errors" / "t").glob("*.jsonl")
+                for line in path.read_text().splitlines()]
+    assert (entry["row"], entry["column"], entry["value"]) == (2, "amt", 12.345)

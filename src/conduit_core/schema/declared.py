@@ -39,6 +39,27 @@ def _bad_positions(array: pa.Array, convert: Convert) -> list[int]:
         middle + p for p in _bad_positions(array.slice(middle), convert)]
 
 
+def _localize(array: pa.Array, target: pa.DataType, timezone: str | None) -> pa.Array:
+    """A date or timestamp as ``target``; naive values are taken to be in ``timezone`` (when given)."""
+    if pa.types.is_timestamp(target) and target.tz and timezone and not (
+            pa.types.is_timestamp(array.type) and array.type.tz):
+        naive = array.cast(pa.timestamp(target.unit))
+        return pc.assume_timezone(naive, timezone).cast(target)
+    return pc.cast(array, target)
+
+
+def _exact_decimal(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """Arrow rounds floats to the decimal's scale (12.345 -> 12.35); a value that does not come back
+    unchanged is rejected instead."""
+    converted = pc.cast(array, target)
+    if pa.types.is_floating(array.type):
+        differs = pc.fill_null(pc.not_equal(converted.cast(pa.float64()), array.cast(pa.float64())), False)
+        if pc.any(differs).as_py():
+            msg = f"a value has more digits than {target} holds"
+            raise pa.ArrowInvalid(msg)
+    return converted
+
+
 def _check_calendar(text: pa.Array, parsed: pa.Array, fmt: str) -> None:
     """Arrow's strptime rolls impossible dates over (31/02 becomes 02/03); a value that does not format back
     to its own text is checked strictly by Python, and raises if it is not a real date."""
@@ -142,6 +163,8 @@ class DeclaredSchema:
             fmt = declared.format
 
             def parse(array: pa.Array) -> pa.Array:
+                if pa.types.is_temporal(array.type):  # the source already typed it: the format is for text
+                    return _localize(array, target, declared.timezone)
                 text = array.cast(pa.string())
                 parsed = pc.strptime(text, format=fmt, unit=unit, error_is_null=False)
                 _check_calendar(text, parsed, fmt)
@@ -151,10 +174,7 @@ class DeclaredSchema:
 
             return parse
         if pa.types.is_timestamp(target) and target.tz and declared.timezone:
-
-            def localize(array: pa.Array) -> pa.Array:
-                naive = array.cast(pa.timestamp(target.unit))
-                return pc.assume_timezone(naive, declared.timezone).cast(target)
-
-            return localize
+            return lambda array: _localize(array, target, declared.timezone)
+        if pa.types.is_decimal(target):
+            return lambda array: _exact_decimal(array, target)
         return lambda array: array if array.type.equals(target) else pc.cast(array, target)
