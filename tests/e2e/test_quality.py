@@ -255,3 +255,28 @@ resources:
     (entry,) = [json.loads(line) for path in (tmp_path / ".conduit" / "errors" / "t").glob("*.jsonl")
                 for line in path.read_text().splitlines()]
     assert (entry["row"], entry["column"], entry["value"]) == (2, "amt", 12.345)
+
+
+def test_text_is_coerced_to_the_existing_tables_types(tmp_path: Path) -> None:
+    """No declared schema: a column the CSV reads as text goes into the table's BIGINT and DATE columns;
+    values that do not convert go to the DLQ (with the column and value), nothing is nulled."""
+    database = tmp_path / "out.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE TABLE t (id BIGINT, n BIGINT NOT NULL, d DATE)")
+    (tmp_path / "in.csv").write_text("id,n,d\n1,12,2024-01-02\n2,x,2024-01-03\n3,,2024-01-04\n4,7,soon\n5,8,\n",
+                                     encoding="utf-8")
+    (tmp_path / "ingest.yml").write_text("""\
+sources: [{name: src, type: csv, path: in.csv, column_types: {n: string, d: string}}]
+destinations: [{name: db, type: duckdb, path: out.duckdb}]
+resources: [{name: t, source: src, destination: db}]
+""", encoding="utf-8")
+    result = run(load_config(tmp_path / "ingest.yml"), RunOptions())
+    r = result.resources[0]
+    assert result.status is Status.PARTIAL_SUCCESS, r.error or result.preflight
+    assert (r.rows_written, r.rows_dlq) == (2, 3)
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.sql("SELECT id, n, d::VARCHAR FROM t ORDER BY id").fetchall() == [
+            (1, 12, "2024-01-02"), (5, 8, None)]
+    rejected = sorted((e["row"], e["column"], e["value"]) for path in (tmp_path / ".conduit" / "errors" / "t").glob(
+        "*.jsonl") for e in map(json.loads, path.read_text().splitlines()))
+    assert rejected == [(2, "n", "x"), (3, "n", None), (4, "d", "soon")]

@@ -19,6 +19,7 @@ from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors.base import WriteMode
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError
 from conduit_core.observe.redact import redact
+from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.evolution import plan
 
 
@@ -71,6 +72,7 @@ def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightR
               full_refresh: bool) -> None:
     from conduit_core.engine.runner import RunOptions, build_destination, build_source, write_target
     from conduit_core.engine.sample import sample
+    from conduit_core.engine.schema_stage import implied_declared
 
     name = resource.name
     target = write_target(resource, RunOptions(full_refresh=full_refresh))
@@ -128,7 +130,10 @@ def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightR
 
         def drift() -> str:
             keys = target.primary_key if target.mode is WriteMode.MERGE else ()
-            decided = plan(live[0], schema[0], resource.schema_evolution, keys=keys, resource=name,
+            implied = DeclaredSchema(implied_declared(resource, live[0], schema[0]))
+            arriving = pa.schema([implied.arrow_field(f.name) if f.name in implied.columns else f
+                                  for f in schema[0]])
+            decided = plan(live[0], arriving, resource.schema_evolution, keys=keys, resource=name,
                            types_known=bool(sampled and sampled[0]))
             if not decided.drift:
                 return "no drift"
