@@ -95,18 +95,26 @@ def test_rows_are_loaded_rejected_or_warned_and_every_one_is_accounted_for(tmp_p
 
 
 def test_fail_action_and_strict_coercion_load_nothing(tmp_path: Path) -> None:
+    assert run(load_config(_project(tmp_path)), RunOptions()).status is Status.PARTIAL_SUCCESS  # 2 rows in
+
+    def rows() -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+            return list(con.sql("SELECT id FROM users ORDER BY id").fetchall())
+
     config = _project(tmp_path, checks="      - {column: status, check: enum, values: [active], action: fail}\n")
     result = run(load_config(config), RunOptions(skip_preflight=True))
     assert result.status is Status.FAILED
-    assert "quality check enum(status) failed" in str(result.resources[0].error)
-    assert not (tmp_path / "out.duckdb").exists() or duckdb.connect(str(tmp_path / "out.duckdb")).sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'").fetchall() == [(0,)]
+    error = str(result.resources[0].error)
+    assert "row 3, column 'status': quality check enum(status) failed for 3 row(s)" in error  # gone, inactive x2
+    assert "first value 'gone'" in error
+    assert rows() == [(1,), (9,)]  # nothing of the failed load was written
     strict = _project(tmp_path, checks="      - {column: email, check: not_null, action: warn}\n",
                       extra="    coercion: {strict: true}\n")
     failed = run(load_config(strict), RunOptions(skip_preflight=True))
     assert failed.status is Status.FAILED
     assert "cannot be converted to the declared type bigint" in str(failed.resources[0].error)
     assert "row 5" in str(failed.resources[0].error)
+    assert rows() == [(1,), (9,)]
 
 
 def test_quality_gate_fails_the_resource(tmp_path: Path) -> None:
