@@ -21,6 +21,7 @@ from conduit_core.config.models import QualityCheckConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
 from conduit_core.quality.registry import custom
+from conduit_core.state.values import cast_value
 
 
 def _column(batch: pa.RecordBatch, check: QualityCheckConfig) -> pa.Array:
@@ -29,16 +30,6 @@ def _column(batch: pa.RecordBatch, check: QualityCheckConfig) -> pa.Array:
         msg = f"quality check {check.label}: column {check.column!r} is not in the data; columns: {batch.schema.names}"
         raise ConfigError(msg, hint="fix `column:` in quality_checks")
     return batch.column(check.column)
-
-
-def _bound(value: Any, data_type: pa.DataType, what: str) -> pa.Scalar:
-    try:
-        scalar = pa.scalar(value)
-        return scalar.cast(data_type) if not pa.types.is_string(scalar.type) else \
-            pa.scalar(value, pa.string()).cast(data_type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        msg = f"{what} {value!r} cannot be compared with a column of type {data_type}: {exc}"
-        raise ConfigError(msg) from None
 
 
 class Checks:
@@ -77,10 +68,10 @@ class Checks:
         if kind == "range":
             bad = pa.array([False] * len(values))
             if check.min_value is not None:
-                low = _bound(check.min_value, values.type, "min_value")
+                low = cast_value(pa.scalar(check.min_value), values.type, f"{check.label}: min_value")
                 bad = pc.or_(bad, pc.less(values, low) if check.min_inclusive else pc.less_equal(values, low))
             if check.max_value is not None:
-                high = _bound(check.max_value, values.type, "max_value")
+                high = cast_value(pa.scalar(check.max_value), values.type, f"{check.label}: max_value")
                 bad = pc.or_(bad, pc.greater(values, high) if check.max_inclusive else pc.greater_equal(values, high))
             return pc.fill_null(bad, False)
         if kind == "enum":
