@@ -32,6 +32,9 @@ def _column(batch: pa.RecordBatch, check: QualityCheckConfig) -> pa.Array:
     return batch.column(check.column)
 
 
+_BOUND_HINT = "write the bound in the column's type (a number, or text such as '2024-01-01' for a date)"
+
+
 class Checks:
     """The checks of one resource for one load."""
 
@@ -68,10 +71,10 @@ class Checks:
         if kind == "range":
             bad = pa.array([False] * len(values))
             if check.min_value is not None:
-                low = cast_value(pa.scalar(check.min_value), values.type, f"{check.label}: min_value")
+                low = cast_value(pa.scalar(check.min_value), values.type, f"{check.label}: min_value", _BOUND_HINT)
                 bad = pc.or_(bad, pc.less(values, low) if check.min_inclusive else pc.less_equal(values, low))
             if check.max_value is not None:
-                high = cast_value(pa.scalar(check.max_value), values.type, f"{check.label}: max_value")
+                high = cast_value(pa.scalar(check.max_value), values.type, f"{check.label}: max_value", _BOUND_HINT)
                 bad = pc.or_(bad, pc.greater(values, high) if check.max_inclusive else pc.greater_equal(values, high))
             return pc.fill_null(bad, False)
         if kind == "enum":

@@ -35,7 +35,8 @@ def decode_value(data: dict[str, Any]) -> pa.Scalar:
     return pa.scalar(str(data["value"]), pa.string()).cast(_type_from(str(data["type"])))
 
 
-def cast_value(value: pa.Scalar, data_type: pa.DataType, what: str) -> pa.Scalar:
+def cast_value(value: pa.Scalar, data_type: pa.DataType, what: str,
+               hint: str = "fix the value, or reset the state with `conduit state reset RESOURCE`") -> pa.Scalar:
     """``value`` as ``data_type`` (via its text, so '2024-01-01' becomes a date); a clear error if it cannot be."""
     if value.type.equals(data_type):
         return value
@@ -44,7 +45,7 @@ def cast_value(value: pa.Scalar, data_type: pa.DataType, what: str) -> pa.Scalar
             pa.scalar(value.as_py(), pa.string()).cast(data_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         msg = f"{what} {value.as_py()!r} ({value.type}) cannot be compared with a column of type {data_type}: {exc}"
-        raise ConfigError(msg, hint="fix the value, or reset the state with `conduit state reset RESOURCE`") from None
+        raise ConfigError(msg, hint=hint) from None
 
 
 def encode_schema(schema: pa.Schema) -> str:
