@@ -76,3 +76,23 @@ def test_unknown_commit_outcome_is_resolved_by_the_committed_state(
     assert result.rows_written == ROWS
     with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
         assert con.sql("SELECT count(*), count(DISTINCT id) FROM load").fetchall() == [(ROWS, ROWS)]
+
+
+@pytest.mark.parametrize(("landed", "when_final"), [(True, False), (True, True)],
+                         ids=["checkpoint-landed", "final-landed"])
+def test_rejected_rows_are_counted_once_across_a_retry(tmp_path: Path, flaky: type[_FlakyCommit], landed: bool,
+                                                        when_final: bool) -> None:
+    """Every 10th row goes to the DLQ: after the retry the counts still balance and each row is in one place."""
+    flaky.landed, flaky.when_final = landed, when_final
+    config = _project(tmp_path)
+    config.write_text(config.read_text().replace(
+        "retries: {", 'quality_checks: [{check: expression, sql: "id % 10 <> 0"}],\n     retries: {'))
+    result = run(load_config(config), RunOptions(batch_size=1000)).resources[0]
+    assert flaky.failures == 1
+    assert result.status is Status.PARTIAL_SUCCESS, result.error
+    assert (result.rows_read, result.rows_written, result.rows_dlq) == (ROWS, ROWS * 9 // 10, ROWS // 10)
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT count(*), count(DISTINCT id) FROM load").fetchall() == [(ROWS * 9 // 10,) * 2]
+    lines = [line for path in (tmp_path / ".conduit" / "errors" / "load").glob("*.jsonl")
+             for line in path.read_text().splitlines()]
+    assert len(lines) == ROWS // 10

@@ -34,8 +34,8 @@ class ResourceResult:
     #: The run whose checkpoint this run continued, and the rows that run had already committed.
     resumed_from: str | None = None
     rows_before_resume: int = 0
-    #: Rows (written, read, filtered) that the resumed run had committed: the base this run counts from.
-    base_counts: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)
+    #: Rows (written, read, filtered, dlq) that the resumed run had committed: the base this run counts from.
+    base_counts: tuple[int, int, int, int] = field(default=(0, 0, 0, 0), repr=False)
     files_read: list[str] = field(default_factory=list)
     #: Drift found against the target at the start of the load (``{"drift", "breaking", "changes"}``).
     schema_drift: dict[str, Any] | None = None

@@ -102,10 +102,11 @@ def checkpoint_refusal(state: ResumeState) -> str:
 
 def _count_own(state: ResumeState, result: ResourceResult) -> None:
     """Count the rows an earlier attempt of this run committed (the state's totals minus the base)."""
-    written, read, filtered = result.base_counts
+    written, read, filtered, dlq = result.base_counts
     result.rows_written = state.rows_committed - written
     result.rows_read = state.rows_read - read
     result.rows_filtered = state.rows_filtered - filtered
+    result.rows_dlq = state.rows_dlq - dlq
     result.files_read = list(state.files_read)
 
 
@@ -115,7 +116,7 @@ def _count_resumed(resumed: ResumeState, run_id: str, result: ResourceResult) ->
     if resumed.run_id != run_id:
         result.resumed_from = resumed.run_id
         result.rows_before_resume = resumed.rows_committed
-        result.base_counts = (resumed.rows_committed, resumed.rows_read, resumed.rows_filtered)
+        result.base_counts = (resumed.rows_committed, resumed.rows_read, resumed.rows_filtered, resumed.rows_dlq)
         return
     _count_own(resumed, result)
     log.warning("[%s] attempt %d resumes after the %d rows its run has committed", result.resource,

@@ -79,13 +79,14 @@ class LoadTracker:
     def state(self, result: ResourceResult, position: dict[str, object] | None, *, final: bool) -> ResumeState:
         """What to commit with the data: a checkpoint at ``position``, or the completed load."""
         self._rows_since, self._since = 0, time.monotonic()
-        written, read, filtered = result.base_counts
+        written, read, filtered, dlq = result.base_counts
         state = ResumeState(
             resource=self.resource, run_id=self.run_id, status=COMPLETE if final else IN_PROGRESS,
             position=None if final else dict(position or {}),
             rows_committed=written + result.rows_written,
             rows_read=read + result.rows_read,
             rows_filtered=filtered + result.rows_filtered,
+            rows_dlq=dlq + result.rows_dlq,
             schema=encode_schema(self.schema) if self.schema is not None and not final else None,
             stage=self.stage,
             files_read=list(dict.fromkeys([*(self.resumed.files_read if self.resumed else []),

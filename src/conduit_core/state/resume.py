@@ -27,6 +27,7 @@ class ResumeState:
     rows_committed: int = 0
     rows_read: int = 0
     rows_filtered: int = 0
+    rows_dlq: int = 0
     #: The Arrow schema the load started with (base64 IPC); resumed batches are cast to it.
     schema: str | None = None
     #: Name of a destination's persistent staging table or part directory, when it has one.
