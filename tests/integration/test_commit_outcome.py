@@ -9,6 +9,7 @@ real DuckDB file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -96,3 +97,36 @@ def test_rejected_rows_are_counted_once_across_a_retry(tmp_path: Path, flaky: ty
     lines = [line for path in (tmp_path / ".conduit" / "errors" / "load").glob("*.jsonl")
              for line in path.read_text().splitlines()]
     assert len(lines) == ROWS // 10
+
+
+class _CrashAt(DuckDBDestination):
+    """Fails (not retriably) at the n-th checkpoint of a load, after the batches before it were written:
+    a stand-in for a process killed between writing rejected rows and committing them."""
+
+    crash_at: int | None = None
+    seen = 0
+
+    def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        _CrashAt.seen += 1
+        if _CrashAt.crash_at is not None and _CrashAt.seen == _CrashAt.crash_at:
+            msg = "crashed before this commit"
+            raise RuntimeError(msg)
+        super().checkpoint(state, final=final)
+
+
+def test_rejected_rows_stay_once_after_several_failed_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = registry.destination_class
+    monkeypatch.setattr(registry, "destination_class", lambda name: _CrashAt if name == "duckdb" else real(name))
+    config = _project(tmp_path)
+    config.write_text(config.read_text().replace(
+        "retries: {", 'quality_checks: [{check: expression, sql: "id % 10 <> 0"}],\n     retries: {'))
+    for crash_at, resume in ((3, False), (1, True), (None, True)):  # 2 checkpoints, then none, then to the end
+        _CrashAt.crash_at, _CrashAt.seen = crash_at, 0
+        outcome = run(load_config(config), RunOptions(batch_size=1000, resume=resume, skip_preflight=True))
+        assert (outcome.status is Status.FAILED) == (crash_at is not None)
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT count(*), count(DISTINCT id) FROM load").fetchall() == [(ROWS * 9 // 10,) * 2]
+    files = list((tmp_path / ".conduit" / "errors" / "load").glob("*.jsonl"))
+    ids = sorted(json.loads(line)["record"]["id"] for path in files for line in path.read_text().splitlines())
+    assert ids == list(range(10, ROWS + 1, 10))  # each rejected row once, across all three runs
+    assert len(files) == 1  # the load's one file, appended to by the runs that resumed it

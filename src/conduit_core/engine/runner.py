@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
@@ -160,19 +161,7 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         total = None if isinstance(progress, NoProgress) else source.estimate_total_records()
         progress.start(resource.name, total)
         try:
-            if tracker.resumed is not None:
-                cut_back(tracker.resumed.dlq_file, tracker.resumed.dlq_bytes)
-            quality = QualityStage(resource, result, DeadLetterQueue(config.settings.state_dir, resource.name, run_id))
-            try:
-                stream_resource(source, destination, target, request, result, progress, tracker, store.put_state,
-                                SchemaStage(resource, destination, target, result), quality)
-            finally:
-                quality.close()
-                if quality.dlq.rows or quality.dlq.path.exists():
-                    result.dlq_file = str(quality.dlq.path)
-            if tracker.schema is not None:
-                result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema),
-                                                            run_id)
+            _load(config, resource, (source, destination, target), request, result, progress, tracker, store)
         except RetriableError as exc:
             if not destination.capabilities.transactional:
                 msg = f"{exc.message} (not retried: the destination is not transactional, a redo could double rows)"
@@ -183,6 +172,29 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
             if connector is not None:
                 with contextlib.suppress(Exception):  # closing must not mask the real outcome
                     connector.close()
+
+
+def _load(config: IngestConfig, resource: ResourceConfig,
+          ends: tuple[BaseSource, BaseDestination, WriteTarget], request: ReadRequest, result: ResourceResult,
+          progress: ProgressSink, tracker: LoadTracker, store: StateStore) -> None:
+    """Stream the resource with its schema and quality stages; record the schema it wrote."""
+    source, destination, target = ends
+    run_id = tracker.run_id
+    # A resumed load goes on appending to the dead-letter file it started, cut back to its checkpoint.
+    resumed_dlq = tracker.resumed.dlq_file if tracker.resumed is not None else None
+    if tracker.resumed is not None:
+        cut_back(resumed_dlq, tracker.resumed.dlq_bytes)
+    dlq = DeadLetterQueue(config.settings.state_dir, resource.name, run_id, Path(resumed_dlq) if resumed_dlq else None)
+    quality = QualityStage(resource, result, dlq)
+    try:
+        stream_resource(source, destination, target, request, result, progress, tracker, store.put_state,
+                        SchemaStage(resource, destination, target, result), quality)
+    finally:
+        quality.close()
+        if quality.dlq.rows or quality.dlq.path.exists():
+            result.dlq_file = str(quality.dlq.path)
+    if tracker.schema is not None:
+        result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema), run_id)
 
 
 def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOptions, progress: ProgressSink,

@@ -1,11 +1,13 @@
-"""The dead-letter queue: rejected rows as JSON Lines under ``<state_dir>/errors/<resource>/<run_id>.jsonl``.
+"""The dead-letter queue: rejected rows as JSON Lines under ``<state_dir>/errors/<resource>/<run_id>.jsonl``
+(the run that started the load: a resumed load goes on appending to it, each line naming the run that wrote it).
 
 Rows are streamed to the file as they are rejected (never held in memory), the
 file is created with mode 0600 (it holds source data), and each line is the
 original record as read with why it was rejected. Before the destination
 commits a checkpoint the file is flushed and fsynced and its length goes into
-the checkpoint, so a resumed load first cuts the file back to that length: a
-rejected row is in the queue once, like a loaded row is in the destination once.
+the checkpoint, so a resumed load first cuts the file back to that length, even
+after several killed attempts: a rejected row is in the queue once, like a
+loaded row is in the destination once.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ def dlq_dir(state_dir: Path, resource: str) -> Path:
 
 
 class DeadLetterQueue:
-    def __init__(self, state_dir: Path, resource: str, run_id: str) -> None:
-        self.path = dlq_dir(state_dir, resource) / f"{run_id}.jsonl"
+    def __init__(self, state_dir: Path, resource: str, run_id: str, path: Path | None = None) -> None:
+        #: A resumed load keeps appending to the file of the run that started it (``path``).
+        self.path = path or dlq_dir(state_dir, resource) / f"{run_id}.jsonl"
         self.run_id = run_id
         self._fd: int | None = None
         self.rows = 0
