@@ -191,7 +191,7 @@ def _load(config: IngestConfig, resource: ResourceConfig,
                         SchemaStage(resource, destination, target, result), quality)
     finally:
         quality.close()
-        if quality.dlq.rows or quality.dlq.path.exists():
+        if quality.dlq.used:
             result.dlq_file = str(quality.dlq.path)
     if tracker.schema is not None:
         result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema), run_id)

@@ -158,7 +158,7 @@ class _Load:
         in the state (a resume cuts the file back to this length)."""
         if self.quality is not None:
             self.quality.gate()
-            if self.quality.dlq.rows or self.quality.dlq.path.exists():
+            if self.quality.dlq.used:
                 state.dlq_file, state.dlq_bytes = str(self.quality.dlq.path), self.quality.dlq.sync()
         return state
 

@@ -60,6 +60,11 @@ class DeadLetterQueue:
         os.write(self._open(), ("\n".join(lines) + "\n").encode("utf-8"))
         self.rows += len(lines)
 
+    @property
+    def used(self) -> bool:
+        """Whether the load has a dead-letter file (this run's rows, or a resumed load's earlier ones)."""
+        return bool(self.rows) or self.path.exists()
+
     def sync(self) -> int:
         """Make every line written so far durable; return the file's length (for the checkpoint)."""
         if self._fd is None:

@@ -123,7 +123,3 @@ def diff(old: TableSchema, new: TableSchema, *, nullability_for: frozenset[str] 
         if new.get(column.name) is None:
             changes.append(Change(ChangeKind.REMOVED, column.name, column.type_label, None, False, None))
     return SchemaDiff(tuple(changes))
-
-
-def arrow_schema(schema: pa.Schema) -> TableSchema:
-    return TableSchema.from_arrow(schema)

@@ -72,9 +72,6 @@ class SqliteStateStore(StateStore):
         temp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         temp.replace(path)
 
-    def manifest_path(self, run_id: str) -> Path:
-        return self.state_dir / "runs" / run_id / "manifest.json"
-
     @contextlib.contextmanager
     def lock(self, resources: Sequence[str], run_id: str) -> Iterator[None]:
         folder = self.state_dir / "locks"
