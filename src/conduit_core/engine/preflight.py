@@ -21,6 +21,7 @@ from conduit_core.errors import EXIT_PREFLIGHT, ConduitError
 from conduit_core.observe.redact import redact
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.evolution import plan
+from conduit_core.schema.model import TableSchema
 
 
 class PreflightError(ConduitError):
@@ -68,51 +69,49 @@ def _check(report: PreflightReport, resource: str, name: str, step: Callable[[],
     return ok
 
 
-def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightReport, batch_size: int,
-              full_refresh: bool) -> None:
-    from conduit_core.engine.runner import RunOptions, build_destination, build_source, write_target
-    from conduit_core.engine.sample import sample
-    from conduit_core.engine.schema_stage import implied_declared
+class _ResourceChecks:
+    """The checks of one resource; each returns its detail or raises. What one finds, the next uses."""
 
-    name = resource.name
-    target = write_target(resource, RunOptions(full_refresh=full_refresh))
+    def __init__(self, config: IngestConfig, resource: ResourceConfig, batch_size: int, full_refresh: bool) -> None:
+        from conduit_core.engine.runner import RunOptions, write_target
 
-    def source_opens() -> str:
-        source = build_source(config, resource)
+        self.config, self.resource, self.batch_size = config, resource, batch_size
+        self.target = write_target(resource, RunOptions(full_refresh=full_refresh))
+        self.schema: pa.Schema | None = None  # the source's, from its first batch
+        self.rows = 0
+        self.live: TableSchema | None = None  # the target's, when it exists
+
+    def source(self) -> str:
+        from conduit_core.engine.runner import build_source
+
+        source = build_source(self.config, self.resource)
         try:
             source.test_connection()
         finally:
             source.close()
         return "opened"
 
-    schema: list[pa.Schema] = []
-    sampled: list[int] = []
+    def source_readable(self) -> str:
+        from conduit_core.engine.sample import sample
 
-    def source_reads() -> str:
-        found, table = sample(config, resource, batch_size, batch_size)
-        schema.append(found)
-        sampled.append(table.num_rows)
-        return f"{len(found)} column(s), {table.num_rows} row(s) read"
+        self.schema, table = sample(self.config, self.resource, self.batch_size, self.batch_size)
+        self.rows = table.num_rows
+        return f"{len(self.schema)} column(s), {table.num_rows} row(s) read"
 
-    live: list[Any] = []
+    def destination(self) -> str:
+        from conduit_core.engine.runner import build_destination
 
-    def destination_ready() -> str:
-        destination = build_destination(config, resource)
+        destination = build_destination(self.config, self.resource)
         try:
             destination.test_connection()
-            live.append(destination.table_schema(target))
+            self.live = destination.table_schema(self.target)
         finally:
             destination.close()
-        return "writable; " + ("target exists" if live[0] is not None else "target will be created")
+        return "writable; " + ("target exists" if self.live is not None else "target will be created")
 
-    if _check(report, name, "source", source_opens):
-        _check(report, name, "source readable", source_reads)
-    destination_ok = _check(report, name, "destination", destination_ready)
-    if not schema:
-        return
-
-    def columns_exist() -> str:
-        names = schema[0].names
+    def columns(self) -> str:
+        assert self.schema is not None
+        resource, names = self.resource, self.schema.names
         wanted = {"primary_key": list(resource.primary_key) if resource.mode is WriteMode.MERGE else [],
                   "incremental column": [resource.incremental.column] if resource.incremental else [],
                   "checkpoint_column": [resource.checkpoint_column] if resource.checkpoint_column else [],
@@ -125,22 +124,32 @@ def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightR
             raise ConduitError(msg, hint="fix the resource's column names")
         return "present"
 
-    _check(report, name, "columns", columns_exist)
+    def drift(self) -> str:
+        from conduit_core.engine.schema_stage import implied_declared
+
+        assert self.schema is not None
+        keys = self.target.primary_key if self.target.mode is WriteMode.MERGE else ()
+        # Text the target types is converted at load time: compare it as the type it will have.
+        implied = DeclaredSchema(implied_declared(self.resource, self.live, self.schema))
+        arriving = pa.schema([implied.arrow_field(f.name) if f.name in implied.columns else f for f in self.schema])
+        decided = plan(self.live, arriving, self.resource.schema_evolution, keys=keys, resource=self.resource.name,
+                       types_known=self.rows > 0)
+        if not decided.drift:
+            return "no drift"
+        return f"drift allowed by mode {self.resource.schema_evolution.mode}: {decided.drift.summary()}"
+
+
+def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightReport, batch_size: int,
+              full_refresh: bool) -> None:
+    checks, name = _ResourceChecks(config, resource, batch_size, full_refresh), resource.name
+    if _check(report, name, "source", checks.source):
+        _check(report, name, "source readable", checks.source_readable)
+    destination_ok = _check(report, name, "destination", checks.destination)
+    if checks.schema is None:
+        return
+    _check(report, name, "columns", checks.columns)
     if destination_ok:
-
-        def drift() -> str:
-            keys = target.primary_key if target.mode is WriteMode.MERGE else ()
-            implied = DeclaredSchema(implied_declared(resource, live[0], schema[0]))
-            arriving = pa.schema([implied.arrow_field(f.name) if f.name in implied.columns else f
-                                  for f in schema[0]])
-            decided = plan(live[0], arriving, resource.schema_evolution, keys=keys, resource=name,
-                           types_known=bool(sampled and sampled[0]))
-            if not decided.drift:
-                return "no drift"
-            mode = resource.schema_evolution.mode
-            return f"drift allowed by mode {mode}: {decided.drift.summary()}"
-
-        _check(report, name, "schema drift", drift)
+        _check(report, name, "schema drift", checks.drift)
 
 
 def preflight(config: IngestConfig, resources: Sequence[ResourceConfig], *, batch_size: int | None = None,
