@@ -175,3 +175,24 @@ def test_invalid_connector_name_is_a_located_config_error(write_config: Callable
 def test_alias_is_suggested_not_the_python_field_name(write_config: Callable[[str], Path]) -> None:
     error = _error(write_config(VALID.replace("path: out/db.duckdb", "path: out/db.duckdb\n    shema: x")))
     assert "did you mean 'schema'?" in error.message
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(write_config: Callable[[str], Path]) -> None:
+    """A 'billion laughs' document (9 levels of 9 aliases: 387 million values) is refused at the limit,
+    naming the key that expands, instead of exhausting memory."""
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    error = _error(write_config("\n".join([*levels, VALID])))
+    assert "expands to more than 100,000 values" in error.message
+    assert "anchors and aliases" in error.message
+    assert error.issues[0].line == 6  # f: the first key whose expansion crosses the limit
+    assert error.issues[0].path == "f"
+
+
+def test_a_few_aliases_still_work(write_config: Callable[[str], Path]) -> None:
+    text = "settings: {checkpoint: &every {every_rows: 10}}\n" + VALID.replace(
+        "    primary_key: id\n", "    primary_key: id\n    checkpoint: *every\n")
+    config = load_config(write_config(text), env={})
+    assert config.resource("users").checkpoint == config.settings.checkpoint
+    assert config.settings.checkpoint.every_rows == 10

@@ -40,31 +40,62 @@ def format_path(path: PathKey) -> str:
     return out
 
 
-def _convert(node: yaml.Node, path: PathKey, located: Located, file: str) -> Any:
-    located.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                line = key_node.start_mark.line + 1
-                issue = ConfigIssue("mapping keys must be plain strings", format_path(path), line)
-                raise ConfigError("Invalid YAML", issues=[issue], file=file)
-            if key in result:
-                line = key_node.start_mark.line + 1
-                issue = ConfigIssue(f"duplicate key {key!r}", format_path((*path, key)), line)
-                raise ConfigError("Invalid YAML", issues=[issue], file=file,
-                                  hint="remove one of the two entries")
-            child = (*path, key)
-            located.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _convert(value_node, child, located, file)
-            located.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), located, file) for i, item in enumerate(node.value)]
-    # Scalars: let PyYAML's safe constructor resolve ints, bools, nulls, dates.
-    constructor = yaml.SafeLoader("")
-    return constructor.construct_object(node, deep=True)
+#: More values than any real ingest.yml holds: beyond this, anchors and aliases are expanding
+#: exponentially (a "billion laughs" document), which would exhaust memory before validation ends.
+MAX_VALUES = 100_000
+
+
+class _Converter:
+    """Turns composed nodes into Python values, recording positions and counting what it expands."""
+
+    def __init__(self, located: Located, file: str) -> None:
+        self.located, self.file = located, file
+        self.values = 0
+        self.seen: set[int] = set()
+        self.aliases = 0
+        # One constructor for every scalar: PyYAML's safe rules for ints, bools, nulls and dates.
+        self.constructor = yaml.SafeLoader("")
+
+    def _count(self, node: yaml.Node, path: PathKey) -> None:
+        self.values += 1
+        if id(node) in self.seen:
+            self.aliases += 1
+        else:
+            self.seen.add(id(node))
+        if self.values > MAX_VALUES:
+            line, _ = self.located.position(path[:1])
+            how = (f"its anchors and aliases expand {self.aliases:,}+ times" if self.aliases
+                   else "it is far larger than any ingest.yml")
+            issue = ConfigIssue(f"the document expands to more than {MAX_VALUES:,} values: {how}",
+                                format_path(path[:1]), line)
+            raise ConfigError("Refusing to load the configuration", issues=[issue], file=self.file,
+                              hint="remove the nested aliases (*name); an ingest.yml needs no more than a few "
+                                   "thousand values")
+
+    def convert(self, node: yaml.Node, path: PathKey) -> Any:
+        self._count(node, path)
+        located = self.located
+        located.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str):
+                    line = key_node.start_mark.line + 1
+                    issue = ConfigIssue("mapping keys must be plain strings", format_path(path), line)
+                    raise ConfigError("Invalid YAML", issues=[issue], file=self.file)
+                if key in result:
+                    line = key_node.start_mark.line + 1
+                    issue = ConfigIssue(f"duplicate key {key!r}", format_path((*path, key)), line)
+                    raise ConfigError("Invalid YAML", issues=[issue], file=self.file,
+                                      hint="remove one of the two entries")
+                child = (*path, key)
+                result[key] = self.convert(value_node, child)
+                located.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
 
 
 def parse_yaml(text: str, file: str) -> Located:
@@ -85,7 +116,7 @@ def parse_yaml(text: str, file: str) -> Located:
     if root is None:
         located.data = {}
         return located
-    located.data = _convert(root, (), located, file)
+    located.data = _Converter(located, file).convert(root, ())
     return located
 
 
