@@ -15,7 +15,7 @@ import pytest
 from conduit_core.config.loader import load_config
 from conduit_core.engine.results import Status
 from conduit_core.engine.runner import RunOptions, run
-from conduit_core.quality import validator
+from conduit_core.quality import QualityCheckRegistry, validator
 from conduit_core.quality.dlq import cut_back
 from tests.conftest import CliRunner
 
@@ -148,6 +148,30 @@ def test_custom_validators_vectorised_and_per_value(tmp_path: Path) -> None:
     assert (r.rows_read, r.rows_written, r.rows_dlq) == (9, 2, 7)
     with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
         assert con.sql("SELECT id FROM users ORDER BY id").fetchall() == [(2,), (8,)]
+
+
+def _valid_domain(value: Any) -> tuple[bool, str | None]:
+    """A validator written against the seed contract: (ok, reason)."""
+    if not str(value).endswith(("@x.com", "x.com")):
+        return False, f"{value!r} is not on the x.com domain"
+    return True, None
+
+
+QualityCheckRegistry.register_custom("x_domain", _valid_domain)
+
+
+def test_seed_contract_validators_return_ok_and_reason(tmp_path: Path) -> None:
+    """(False, reason) fails the row (a tuple is never read as truthy) and the reason reaches the DLQ."""
+    checks = "      - {column: email, check: x_domain, action: dlq}\n"
+    result = run(load_config(_project(tmp_path, checks=checks)), RunOptions())
+    r = result.resources[0]
+    # Coercion rejects ids 5, 6, 7; 'bad' fails the domain; row 8's empty email is NULL (never passed).
+    assert r.quality["x_domain(email)"]["failed"] == 1
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT id FROM users ORDER BY id").fetchall() == [(1,), (1,), (3,), (8,), (9,)]
+    failed = [e for e in _dlq(tmp_path) if e["check"] == "x_domain(email)"]
+    assert [(e["row"], e["value"], e["message"]) for e in failed] == [
+        (2, "bad", "'bad' is not on the x.com domain")]
 
 
 def test_unknown_check_is_a_config_error(tmp_path: Path, cli: CliRunner) -> None:

@@ -46,9 +46,12 @@ class QualityStage:
                 self.result.quality[check.label]["failed"] += count
                 first = int(pc.index(failed, True).as_py())
                 value = batch.data.column(check.column)[first].as_py() if check.column else None
+                given = self.checks.reasons.get(check.label)
                 if check.action == "fail":
                     row = batch.first_row + int(raw_index[first] if raw_index is not None else first)
-                    msg = f"quality check {check.label} failed for {count} row(s) (action: fail); first value {value!r}"
+                    why = f" ({given[first]})" if given and given[first] else ""
+                    msg = (f"quality check {check.label} failed for {count} row(s) (action: fail); first value "
+                           f"{value!r}{why}")
                     raise DataError(msg, file=batch.source_file, column=check.column, row=row,
                                     hint="fix the data, or set the check's action to dlq or warn")
                 if check.action == "warn":
@@ -62,7 +65,8 @@ class QualityStage:
                     positions.append(int(raw_index[position]) if raw_index is not None else int(position))
                     reasons.append({"error_type": "quality_check", "check": check.label, "column": check.column,
                                     "value": column[int(position)].as_py() if column is not None else None,
-                                    "message": _message(check.check, check.label)})
+                                    "message": (given[position] if given else None)
+                                    or _message(check.check, check.label)})
             if dropped.any():
                 batch = Batch(batch.data.filter(pa.array(~dropped)), position=batch.position,
                               source_file=batch.source_file, first_row=batch.first_row, extras=batch.extras)

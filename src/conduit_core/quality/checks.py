@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from conduit_core.config.models import QualityCheckConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.quality.registry import custom
+from conduit_core.quality.registry import custom, verdict
 from conduit_core.state.values import cast_value
 
 
@@ -43,6 +43,9 @@ class Checks:
         self._duck: Any = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._seen: dict[str, str] = {}
+        #: Per check label: the reason each failing row gave (custom validators returning (False, reason)),
+        #: aligned with the rows of the batch last checked.
+        self.reasons: dict[str, list[str | None]] = {}
 
     def _con(self) -> Any:
         if self._duck is None:
@@ -55,7 +58,8 @@ class Checks:
         return self._duck
 
     def failed(self, batch: pa.RecordBatch, check: QualityCheckConfig) -> pa.BooleanArray:
-        """The rows of ``batch`` that fail ``check``."""
+        """The rows of ``batch`` that fail ``check`` (and, in ``reasons``, why, where the check says)."""
+        self.reasons.pop(check.label, None)
         kind = check.check
         if kind == "expression":
             return self._expression(batch, check)
@@ -124,11 +128,18 @@ class Checks:
                 valid = found.function(values, **check.params)
                 valid = valid if isinstance(valid, pa.Array | pa.ChunkedArray) else pa.array(valid, pa.bool_())
                 return pc.invert(pc.fill_null(valid, True))
-            return pa.array([False if v is None else not bool(found.function(v, **check.params))
-                             for v in values.to_pylist()], pa.bool_())
+            # Per value (the seed contract): the function returns a bool, or (ok, reason).
+            outcomes = [None if v is None else verdict(found.function(v, **check.params), check.check)
+                        for v in values.to_pylist()]
+        except DataError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a broken validator fails the resource with its name
             msg = f"custom check {check.check!r} ({found.origin}) raised {type(exc).__name__}: {exc}"
             raise DataError(msg, column=check.column) from None
+        reasons = [o[1] if o is not None and not o[0] else None for o in outcomes]
+        if any(reasons):
+            self.reasons[check.label] = reasons
+        return pa.array([o is not None and not o[0] for o in outcomes], pa.bool_())
 
     def close(self) -> None:
         if self._duck is not None:

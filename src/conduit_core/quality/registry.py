@@ -4,8 +4,8 @@ A custom validator is a callable registered by name::
 
     from conduit_core.quality import validator
 
-    @validator("valid_sku")                      # per value: value -> bool (None is never passed)
-    def valid_sku(value, **params):
+    @validator("valid_sku")                      # per value: value -> bool, or (bool, reason)
+    def valid_sku(value, **params):              # (None is never passed)
         return value.startswith("SKU-")
 
     @validator("positive", vectorized=True)      # per column: pa.Array -> boolean mask (True = valid)
@@ -14,7 +14,8 @@ A custom validator is a callable registered by name::
 
 Packages register them under the entry-point group ``conduit.validators``
 (``valid_sku = "my_pkg.checks:valid_sku"``); a function without the decorator
-is per value unless it has an attribute ``vectorized = True``.
+is per value unless it has an attribute ``vectorized = True``. The seed's spelling,
+``QualityCheckRegistry.register_custom("valid_sku", fn)``, registers the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+
+from conduit_core.errors import DataError
 
 if TYPE_CHECKING:
     from conduit_core.config.models import QualityCheckConfig
@@ -52,6 +55,29 @@ def validator(name: str, *, vectorized: bool = False) -> Callable[[Callable[...,
         return function
 
     return register
+
+
+class QualityCheckRegistry:
+    """The seed contract's registry: ``register_custom(name, fn)`` is :func:`validator` by another name."""
+
+    @staticmethod
+    def register_custom(name: str, function: Callable[..., Any], *, vectorized: bool = False) -> None:
+        validator(name, vectorized=vectorized)(function)
+
+
+def verdict(outcome: Any, name: str) -> tuple[bool, str | None]:
+    """A per-value validator's answer as (ok, reason): it may return a bool or ``(bool, reason)``.
+
+    A tuple is never read as a truth value: ``(False, "bad")`` is truthy, and taking it for a pass
+    would let every row through.
+    """
+    if isinstance(outcome, tuple):
+        if len(outcome) != 2:
+            msg = f"custom check {name!r} returned a tuple of {len(outcome)}; return a bool or (ok, reason)"
+            raise DataError(msg)
+        ok, reason = outcome
+        return bool(ok), (str(reason) if reason is not None and not ok else None)
+    return bool(outcome), None
 
 
 def custom(name: str) -> Validator | None:
