@@ -258,7 +258,7 @@ def test_csv_dialects_encodings_nulls_and_embedded_newlines(tmp_path: Path, cli:
     write_config("""\
     sources:
       - {name: bom, type: csv, path: bom.csv}
-      - {name: latin, type: csv, path: latin.csv}
+      - {name: latin, type: csv, path: latin.csv, encoding: latin-1}
       - {name: nulls, type: csv, path: nulls.csv}
       - {name: custom_nulls, type: csv, path: nulls.csv, null_values: ["", "NA"]}
     destinations: [{name: db, type: duckdb, path: db.duckdb}]

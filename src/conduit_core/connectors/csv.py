@@ -37,7 +37,7 @@ class CsvSourceOptions(ConnectorOptions):
     delimiter: str | None = Field(default=None, min_length=1, max_length=1, description="auto-detected if unset")
     quote_char: str | Literal[False] = Field(default='"', description="false disables quoting")
     escape_char: str | None = Field(default=None, min_length=1, max_length=1)
-    encoding: str = Field(default="auto", description="auto (UTF-8, UTF-8 with BOM, else latin-1) or a codec name")
+    encoding: str = Field(default="auto", description="auto (UTF-8; others only when unambiguous) or a codec name")
     header: bool = True
     column_names: tuple[str, ...] | None = None
     null_values: tuple[str, ...] = ("",)
@@ -54,7 +54,8 @@ class CsvSourceOptions(ConnectorOptions):
             try:
                 codecs.lookup(value)
             except LookupError:
-                msg = f"unknown encoding {value!r}; use auto, utf-8, utf-8-sig, latin-1 or another Python codec name"
+                msg = (f"unknown encoding {value!r}; use auto, utf-8, utf-8-sig, cp1252, latin-1 or another Python "
+                       "codec name")
                 raise ValueError(msg) from None
         return value
 
@@ -190,7 +191,7 @@ class CsvSource(BaseSource):
             raise self._locate_error(exc, path, dialect, None) from None
         except UnicodeDecodeError as exc:
             msg = f"cannot decode the file as {dialect.encoding}: {exc.reason}"
-            raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. latin-1)") from None
+            raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. cp1252)") from None
 
     def _check_text(self, schema: pa.Schema, path: Path, dialect: Dialect) -> None:
         # pyarrow falls back to a binary column when bytes do not decode; that
@@ -199,7 +200,7 @@ class CsvSource(BaseSource):
         for field in schema:
             if pa.types.is_binary(field.type) and field.name not in declared:
                 msg = f"values are not valid {dialect.encoding} text"
-                hint = "set `encoding:` on the source (e.g. latin-1), or `encoding: auto` to detect it"
+                hint = "set `encoding:` on the source (e.g. cp1252), or `encoding: auto` to detect it"
                 raise DataError(msg, file=str(path), column=field.name, hint=hint)
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:

@@ -64,5 +64,5 @@ def locate(exc: pa.ArrowInvalid, path: Path, dialect: Dialect, schema: pa.Schema
                          hint=f"declare the type on the source, e.g. column_types: {{{column}: string}}")
     if "UTF8" in text or "utf8" in text.lower():
         msg = f"invalid {dialect.encoding} data: {text}"
-        return DataError(msg, file=file, hint="set `encoding:` on the source (e.g. latin-1)")
+        return DataError(msg, file=file, hint="set `encoding:` on the source (e.g. cp1252)")
     return DataError(f"cannot read CSV: {text}", file=file)
