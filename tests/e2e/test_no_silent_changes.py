@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from tests.conftest import CliRunner
 
@@ -46,3 +48,65 @@ def test_a_cp1252_file_is_never_read_as_latin1(tmp_path: Path, cli: CliRunner,
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert _duck(tmp_path / "out.duckdb", "SELECT id, name, price FROM items ORDER BY id") == [
         (1, "Café “quoted”", "5 €"), (2, "naïve \u2013 dash", "3"), (3, "Œuvre ™", "4")]
+
+
+NUMBERS = [
+    "big,zip,precise,edge,plain,code",
+    "99999999999999999999,01234,0.12345678901234567890,9223372036854775807,1.5,007.5",
+    "1,00501,3,-9223372036854775808,2.25,12",
+]
+
+
+def test_csv_numbers_keep_every_digit(tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path],
+                                      pg: Any, postgres_dsn: str) -> None:
+    """pyarrow's guess turned 99999999999999999999 into 1e20, 01234 into 1234 and cut a 20-digit fraction
+    to a double. Now each column gets a type that holds every value: decimal(38,0), text, decimal(38,20)."""
+    (tmp_path / "in.csv").write_text("\n".join(NUMBERS) + "\n", encoding="utf-8")
+    write_config(f"""\
+    sources: [{{name: s, type: csv, path: in.csv}}]
+    destinations:
+      - {{name: db, type: duckdb, path: out.duckdb}}
+      - {{name: lake, type: parquet, path: out.parquet}}
+      - {{name: pg, type: postgresql, dsn: "{postgres_dsn}", schema: {pg.schema}}}
+    resources:
+      - {{name: to_db, source: s, destination: db, table: n}}
+      - {{name: to_lake, source: s, destination: lake}}
+      - {{name: to_pg, source: s, destination: pg, table: n}}
+    """)
+    result = cli("run", "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [
+        ("99999999999999999999", "01234", "0.12345678901234567890", "9223372036854775807", "1.5", "007.5"),
+        ("1", "00501", "3.00000000000000000000", "-9223372036854775808", "2.25", "12"),
+    ]
+    texts = ", ".join(f"CAST({c} AS VARCHAR)" for c in NUMBERS[0].split(","))
+    assert _duck(tmp_path / "out.duckdb", f"SELECT {texts} FROM n ORDER BY edge DESC") == expected
+    assert [tuple(str(v) for v in row.values()) for row in pq.read_table(tmp_path / "out.parquet").to_pylist()] \
+        == expected
+    rows = pg.execute(f"SELECT {', '.join(f'{c}::text' for c in NUMBERS[0].split(','))} FROM n "
+                      "ORDER BY edge DESC").fetchall()
+    assert rows == expected
+    types = dict(pg.execute("SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = current_schema() AND table_name = 'n'").fetchall())
+    assert types == {"big": "numeric", "zip": "text", "precise": "numeric", "edge": "bigint",
+                     "plain": "double precision", "code": "text"}
+
+
+def test_a_leading_zero_after_the_first_block_stops_the_load(tmp_path: Path, cli: CliRunner,
+                                                             write_config: Callable[[str], Path]) -> None:
+    """Rows far past the sample the type came from: '01234' in an integer column is never read as 1234."""
+    rows = [f"{i},{10000 + i}" for i in range(1, 300_001)] + ["300001,01234"]
+    (tmp_path / "in.csv").write_text("id,zip\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    write_config("""\
+    sources: [{name: s, type: csv, path: in.csv}]
+    destinations: [{name: db, type: duckdb, path: out.duckdb}]
+    resources: [{name: r, source: s, destination: db}]
+    """)
+    result = cli("run", "--no-progress")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for needle in ("in.csv:300002", "row 300001", "column 'zip'", "'01234' has a leading zero",
+                   "column_types: {zip: string}"):
+        assert needle in result.stderr, (needle, result.stderr)
+    assert _duck(tmp_path / "out.duckdb", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'r'") \
+        == [(0,)]

@@ -26,10 +26,17 @@ from conduit_core.connectors.csv_sniff import Dialect, sniff
 from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
+from conduit_core.schema.exact import Inexact, convert, decide, is_number
 from conduit_core.schema.model import Column, TableSchema
+from conduit_core.schema.types import type_name
 
 _SAMPLE_BYTES = 256 * 1024
+_MIN_BLOCK = 1024 * 1024
 _MAX_BLOCK = 2 * 1024 * 1024
+
+
+def _handle(files: contextlib.ExitStack, path: Path) -> io.BufferedReader[io.FileIO]:
+    return files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
 
 
 class CsvSourceOptions(ConnectorOptions):
@@ -46,6 +53,9 @@ class CsvSourceOptions(ConnectorOptions):
     column_types: dict[str, str] = Field(default_factory=dict, description="override inferred types: {zip: string}")
     infer_types: bool = True
     skip_rows: int = Field(default=0, ge=0)
+    block_size: int | None = Field(default=None, ge=64 * 1024, le=1024 * 1024 * 1024,
+                                   description="bytes parsed at a time (default 1-2 MB); raise it for fields "
+                                               "larger than a block")
 
     @field_validator("encoding")
     @classmethod
@@ -94,7 +104,10 @@ class CsvSource(BaseSource):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
+        #: The types this source emits, fixed by the first block of the first file (or by a resumed load).
         self._schema: pa.Schema | None = None
+        #: The column names of the first file, which every file of a glob must repeat.
+        self._names: list[str] | None = None
 
     def _files(self) -> list[Path]:
         return expand(self.options.path)
@@ -119,23 +132,39 @@ class CsvSource(BaseSource):
             yield from skip_rows(self._read_file(path, request), skip)
 
     # -- one file ---------------------------------------------------------------
+    def _block_size(self, sample: bytes, request: ReadRequest) -> int:
+        if self.options.block_size is not None:
+            return self.options.block_size
+        row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
+        # pyarrow keeps many blocks in flight; blocks over ~2 MB make peak memory grow with the file's
+        # size (measured: flat at 2 MB, +45% from 1M to 5M rows at 7.5 MB). At least 1 MB, because the
+        # first block is also the sample that column types are inferred from.
+        return int(min(max(request.batch_size * row_bytes, _MIN_BLOCK), _MAX_BLOCK))
+
     def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
         opts = self.options
         with contextlib.ExitStack() as files:
-            handle = files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
+            handle = _handle(files, path)
             sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
-            row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
-            # pyarrow keeps many blocks in flight; blocks over ~2 MB make peak memory grow
-            # with the file's size (measured: flat at 2 MB, +45% from 1M to 5M rows at 7.5 MB).
-            block = int(min(max(request.batch_size * row_bytes, 64 * 1024), _MAX_BLOCK))
-            reader = self._open(handle, path, dialect, block, {})
-            if overrides := self._overrides(reader.schema):
-                # Only the first block was parsed (nothing emitted yet): parse again with fixed types,
-                # from a handle of its own. The first reader may still be reading ahead in a pyarrow
-                # thread, so its handle is neither rewound nor closed before we are done.
-                again = files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
-                reader = self._open(again, path, dialect, block, overrides)
+            block = self._block_size(sample, request)
+            declared = set(opts.column_types)
+            if self._schema is None:
+                # pyarrow's guess from the first block. Numbers are then read as text and converted exactly
+                # (schema.exact): pyarrow's own conversion would drop leading zeros and round long numbers.
+                guess = self._open(handle, path, dialect, block, None).schema
+                self._check_text(guess, path, dialect)
+                numbers = {f.name: f.type for f in guess if is_number(f.type) and f.name not in declared}
+                types = {f.name: pa.string() if f.name in numbers else self._forced(f) for f in guess}
+                decided = False
+                # The first reader may still be reading ahead in a pyarrow thread, so its handle is neither
+                # rewound nor closed before we are done: the second reader gets a handle of its own.
+                handle = _handle(files, path)
+            else:
+                numbers = {f.name: f.type for f in self._schema if is_number(f.type) and f.name not in declared}
+                types = {f.name: pa.string() if f.name in numbers else f.type for f in self._schema}
+                decided = True
+            reader = self._open(handle, path, dialect, block, types)
             self._check_text(reader.schema, path, dialect)
             self._check_columns(reader.schema, path)
             row = 0
@@ -145,26 +174,56 @@ class CsvSource(BaseSource):
                 return self._locate_error(exc, path, dialect, schema)
 
             for block_data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
-                for data in slices(block_data, request.batch_size):
+                if not decided:
+                    numbers = {name: decide(block_data.column(name), guessed) for name, guessed in numbers.items()}
+                    decided = True
+                exact = self._exact(block_data, numbers, path, dialect, row)
+                if self._schema is None:
+                    self._schema = exact.schema
+                for data in slices(exact, request.batch_size):
                     yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
                                 source_file=str(path), first_row=row + 1)
                     row += data.num_rows
             if row == 0:
                 # A header-only file still carries its schema (a full_refresh of it empties the target).
-                empty = pa.RecordBatch.from_pylist([], schema=reader.schema)
+                if self._schema is None:
+                    self._schema = pa.schema([pa.field(f.name, numbers.get(f.name, f.type)) for f in reader.schema])
+                empty = pa.RecordBatch.from_pylist([], schema=self._schema)
                 yield Batch(empty, position={"file": str(path), "row": 0}, source_file=str(path))
 
-    def _overrides(self, schema: pa.Schema) -> dict[str, pa.DataType]:
-        """Types to force after a first look: strings when inference is off, and for
+    def _exact(self, data: pa.RecordBatch, numbers: dict[str, pa.DataType], path: Path, dialect: Dialect,
+               row: int) -> pa.RecordBatch:
+        """``data`` with its number columns converted from text without changing a value."""
+        for name, target in numbers.items():
+            if pa.types.is_string(target):
+                continue
+            index = data.schema.get_field_index(name)
+            try:
+                converted = convert(data.column(index), target)
+            except Inexact as exc:
+                from conduit_core.connectors.csv_locate import line_of_row
+
+                at = row + exc.index + 1
+                msg = (f"value {exc.value!r} {exc.why}: the column was typed {type_name(target)} from the first "
+                       "rows of the file, and a value is never rounded or cut to fit a type")
+                raise DataError(msg, file=str(path), line=line_of_row(path, dialect, self.options, at), row=at,
+                                column=name, hint=f"declare the column's type on the source, e.g. column_types: "
+                                                  f"{{{name}: string}}") from None
+            data = data.set_column(index, pa.field(name, target), converted)
+        return data
+
+    def _forced(self, field: pa.Field) -> pa.DataType:
+        """A column's type after a first look: text when inference is off (unless declared), and for
         columns that were empty in the whole first block (Arrow type null)."""
-        if self._schema is not None:
-            return {}
-        declared = set(self.options.column_types)
-        return {f.name: pa.string() for f in schema
-                if f.name not in declared and (not self.options.infer_types or pa.types.is_null(f.type))}
+        if field.name in self.options.column_types:
+            return field.type
+        if not self.options.infer_types or pa.types.is_null(field.type):
+            return pa.string()
+        return field.type
 
     def _open(self, handle: io.BufferedReader[io.FileIO], path: Path, dialect: Dialect,
-              block: int, overrides: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
+              block: int, types: dict[str, pa.DataType] | None) -> pacsv.CSVStreamingReader:
+        """A streaming reader; ``types`` pins every column's type (None: the declared ones, the rest inferred)."""
         opts = self.options
         names = list(opts.column_names) if opts.column_names else None
         read = pacsv.ReadOptions(
@@ -177,16 +236,15 @@ class CsvSource(BaseSource):
             delimiter=dialect.delimiter, quote_char=opts.quote_char, escape_char=opts.escape_char or False,
             double_quote=opts.escape_char is None, newlines_in_values=opts.quote_char is not False,
         )
-        types: dict[str, pa.DataType] = {n: _arrow_type(n, t) for n, t in opts.column_types.items()}
-        types.update(overrides)
-        if self._schema is not None:
-            types = {f.name: f.type for f in self._schema}
-        convert = pacsv.ConvertOptions(
+        if types is None:
+            types = {n: _arrow_type(n, t) for n, t in opts.column_types.items()}
+        convert_options = pacsv.ConvertOptions(
             null_values=list(opts.null_values), strings_can_be_null=True, quoted_strings_can_be_null=False,
             true_values=list(opts.true_values), false_values=list(opts.false_values), column_types=types,
         )
         try:
-            return pacsv.open_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
+            return pacsv.open_csv(handle, read_options=read, parse_options=parse,
+                                  convert_options=convert_options)
         except pa.ArrowInvalid as exc:
             raise self._locate_error(exc, path, dialect, None) from None
         except UnicodeDecodeError as exc:
@@ -204,12 +262,11 @@ class CsvSource(BaseSource):
                 raise DataError(msg, file=str(path), column=field.name, hint=hint)
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:
-        if self._schema is None:
-            self._schema = schema
+        if self._names is None:
+            self._names = schema.names
             return
-        if schema.names != self._schema.names:
-            msg = (f"columns differ from the first file of the glob: expected {self._schema.names}, "
-                   f"found {schema.names}")
+        if schema.names != self._names:
+            msg = f"columns differ from the first file of the glob: expected {self._names}, found {schema.names}"
             raise DataError(msg, file=str(path), hint="read files with different layouts as separate resources")
 
     def _locate_error(self, exc: pa.ArrowInvalid, path: Path, dialect: Dialect,

@@ -31,6 +31,18 @@ def _records(path: Path, dialect: Dialect, opts: CsvSourceOptions) -> Any:
                       escapechar=opts.escape_char, doublequote=opts.escape_char is None, quoting=quoting)
 
 
+def line_of_row(path: Path, dialect: Dialect, opts: CsvSourceOptions, row: int) -> int | None:
+    """The line on which data row ``row`` (1-based) starts (a quoted value may span lines)."""
+    first_data = 1 + opts.skip_rows + int(opts.header)
+    reader = _records(path, dialect, opts)
+    start = 1
+    for number, _ in enumerate(reader, start=1):
+        if number - first_data + 1 == row:
+            return start
+        start = reader.line_num + 1
+    return None
+
+
 def locate(exc: pa.ArrowInvalid, path: Path, dialect: Dialect, schema: pa.Schema | None,
            opts: CsvSourceOptions) -> DataError:
     text = str(exc)

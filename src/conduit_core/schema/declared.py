@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from conduit_core.batch import Batch
 from conduit_core.config.models import DeclaredColumn
 from conduit_core.errors import DataError
+from conduit_core.schema.exact import Convert, bad_positions
 from conduit_core.schema.types import parse_type
 
 
@@ -23,28 +24,11 @@ def not_null(field: pa.Field) -> bool:
     return not field.nullable and bool((field.metadata or {}).get(b"conduit.declared"))
 
 
-Convert = Callable[[pa.Array], pa.Array]
-
-
 def _keep(rows: int, dropped: list[int]) -> pa.BooleanArray:
     """A mask of ``rows`` rows without the ``dropped`` positions (built in numpy, not per row)."""
     mask = np.ones(rows, dtype=bool)
     mask[dropped] = False
     return pa.array(mask)
-
-
-def _bad_positions(array: pa.Array, convert: Convert) -> list[int]:
-    """Positions of the values ``convert`` rejects, found by halving: O(k log n) vectorised conversions for
-    k bad values, and no per-row work when all is well."""
-    try:
-        convert(array)
-        return []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        if len(array) == 1:
-            return [0]
-    middle = len(array) // 2
-    return _bad_positions(array.slice(0, middle), convert) + [
-        middle + p for p in _bad_positions(array.slice(middle), convert)]
 
 
 def _localize(array: pa.Array, target: pa.DataType, timezone: str | None) -> pa.Array:
@@ -111,7 +95,7 @@ class DeclaredSchema:
                 continue
             declared, target = self.columns[field.name], self.types[field.name]
             convert = self._converter(target, declared)
-            bad = _bad_positions(array, convert) if len(array) else []
+            bad = bad_positions(array, convert) if len(array) else []
             if bad and strict:
                 value = array[bad[0]].as_py()
                 msg = f"value {value!r} cannot be converted to the declared type {declared.type}"

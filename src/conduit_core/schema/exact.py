@@ -1,0 +1,178 @@
+"""Numbers from text without losing a digit, vectorised.
+
+pyarrow guesses a CSV column's type from the first block and its converters then change values that
+do not fit the guess: ``01234`` becomes 1234, ``99999999999999999999`` becomes ``1e20`` and
+``0.12345678901234567890`` loses its last digits. Columns that pyarrow would make numbers are read
+as text instead; :func:`decide` picks a type that holds every value of the first block exactly
+(int64, float64, decimal128(38, s), or text), and :func:`convert` converts every later block to it,
+raising :class:`Inexact` for the first value that would change.
+
+The checks read the first bytes and lengths of the values straight from the Arrow buffers, so a
+well-behaved column costs a cast and a few numpy operations; the regular expressions run only on
+the few values that need a closer look (more than 15 characters, a leading sign or zero, a result
+of zero or infinity).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: A float64 holds any decimal number of up to 15 significant digits exactly (DBL_DIG).
+_DOUBLE_DIGITS = 15
+_DECIMAL_DIGITS = 38
+_ZERO, _PLUS, _MINUS = ord("0"), ord("+"), ord("-")
+
+Convert = Callable[[pa.Array], pa.Array]
+
+
+class Inexact(Exception):  # noqa: N818 - a condition, reported as a DataError by the caller
+    """The value at ``index`` cannot be converted to ``target`` without changing it."""
+
+    def __init__(self, index: int, value: str | None, target: pa.DataType, why: str) -> None:
+        super().__init__(why)
+        self.index, self.value, self.target, self.why = index, value, target, why
+
+
+def bad_positions(array: pa.Array, convert: Convert) -> list[int]:
+    """Positions of the values ``convert`` rejects, found by halving: O(k log n) vectorised conversions for
+    k bad values, and no per-row work when all is well."""
+    try:
+        convert(array)
+        return []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        if len(array) == 1:
+            return [0]
+    middle = len(array) // 2
+    return bad_positions(array.slice(0, middle), convert) + [
+        middle + p for p in bad_positions(array.slice(middle), convert)]
+
+
+def is_number(data_type: pa.DataType) -> bool:
+    """The types pyarrow infers for numbers in text, and the exact ones :func:`decide` may choose."""
+    return bool(pa.types.is_int64(data_type) or pa.types.is_float64(data_type) or pa.types.is_decimal(data_type))
+
+
+def _heads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first three bytes of every value (0 past its end) and its length in bytes, from the buffers."""
+    if not pa.types.is_string(text.type):
+        text = text.cast(pa.string())
+    count = len(text)
+    _, offsets_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[text.offset:text.offset + count + 1]
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    if text.null_count:
+        lengths = np.where(np.asarray(pc.is_valid(text)), lengths, 0)
+    if data_buffer is None or data_buffer.size == 0:
+        zero = np.zeros(count, dtype=np.uint8)
+        return zero, zero, zero, lengths
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    last = data.size - 1
+    heads = [np.where(lengths > k, data[np.minimum(starts + k, last)], 0) for k in range(3)]
+    return heads[0], heads[1], heads[2], lengths
+
+
+def _digit(byte: np.ndarray) -> np.ndarray:
+    return (byte >= _ZERO) & (byte <= _ZERO + 9)
+
+
+def _leading_zeros(text: pa.Array) -> np.ndarray:
+    """Values whose digits start with a zero that a number would drop (``007``, ``-01.5``; not ``0`` or
+    ``0.5``)."""
+    first, second, third, _ = _heads(text)
+    signed = (first == _PLUS) | (first == _MINUS)
+    zeros: np.ndarray = ((first == _ZERO) & _digit(second)) | (signed & (second == _ZERO) & _digit(third))
+    return zeros
+
+
+def _significant_digits(text: pa.Array) -> pa.Array:
+    """Digits of the mantissa after leading zeros (``-0.00120e5`` has 3): vectorised regular expressions,
+    for the few values long enough to need it."""
+    mantissa = pc.replace_substring_regex(text, pattern=r"[eE].*$", replacement="")
+    digits = pc.replace_substring_regex(mantissa, pattern=r"[^0-9]", replacement="")
+    return pc.utf8_length(pc.utf8_ltrim(digits, characters="0"))
+
+
+def _inexact_doubles(text: pa.Array, values: pa.Array) -> np.ndarray:
+    """Values whose float64 is not the number written: more than 15 significant digits, or an exponent
+    beyond the double's range (read as infinity or zero)."""
+    _, _, _, lengths = _heads(text)
+    bad = np.zeros(len(text), dtype=bool)
+    long = lengths > _DOUBLE_DIGITS
+    if long.any():
+        index = np.flatnonzero(long)
+        digits = np.asarray(pc.fill_null(_significant_digits(text.take(pa.array(index))), 0))
+        bad[index[digits > _DOUBLE_DIGITS]] = True
+    numbers = np.asarray(values.fill_null(1.0))
+    edge = np.flatnonzero((numbers == 0) | ~np.isfinite(numbers))
+    if edge.size:
+        written = text.take(pa.array(edge))
+        special = np.asarray(pc.fill_null(pc.match_substring_regex(
+            written, pattern=r"^[+-]?(?:inf|infinity|nan)$", ignore_case=True), False))
+        nonzero = np.asarray(pc.fill_null(pc.match_substring_regex(
+            pc.replace_substring_regex(written, pattern=r"[eE].*$", replacement=""), pattern="[1-9]"), False))
+        value = numbers[edge]
+        bad[edge[(~np.isfinite(value) & ~special) | ((value == 0) & nonzero)]] = True
+    return bad
+
+
+def decide(text: pa.Array, inferred: pa.DataType) -> pa.DataType:
+    """The type that holds every value of ``text`` (a first block pyarrow typed ``inferred``) exactly."""
+    if not len(text) or text.null_count == len(text):
+        return inferred
+    if _leading_zeros(text).any():
+        return pa.string()  # codes such as zip codes and account numbers: text, with their zeros
+    if pa.types.is_int64(inferred):
+        return inferred
+    try:
+        values = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid:
+        return pa.string()
+    if not _inexact_doubles(text, values).any():
+        return pa.float64()
+    # Too many digits for a double: a decimal when every value is plain positional notation and fits.
+    plain = pc.match_substring_regex(text, pattern=r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
+    if not pc.all(pc.fill_null(plain, True)).as_py():
+        return pa.string()
+    whole = pc.utf8_length(pc.replace_substring_regex(text, pattern=r"^[+-]?|\..*$", replacement=""))
+    scale = pc.utf8_length(pc.replace_substring_regex(text, pattern=r"^[^.]*\.?", replacement=""))
+    whole_max, scale_max = pc.max(whole).as_py() or 0, pc.max(scale).as_py() or 0
+    if whole_max + scale_max > _DECIMAL_DIGITS:
+        return pa.string()
+    return pa.decimal128(_DECIMAL_DIGITS, scale_max)
+
+
+def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
+    """``text`` as ``target`` (a type :func:`decide` chose), or :class:`Inexact` for the first value that
+    would not come out as written."""
+    if pa.types.is_string(target):
+        return text
+    zeros = _leading_zeros(text)
+    if zeros.any():
+        index = int(np.flatnonzero(zeros)[0])
+        raise Inexact(index, text[index].as_py(), target, "has a leading zero that a number would drop")
+    try:
+        values = pc.cast(text, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        index = bad_positions(text, lambda part: pc.cast(part, target))[0]
+        value = text[index].as_py()
+        # One value, on the error path: is it a number at all?
+        if re.fullmatch(r"[+-]?\d+", str(value)):
+            why = "is beyond the range of the type" if pa.types.is_integer(target) else \
+                "has more digits than the type holds"
+        elif re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", str(value)):
+            why = "is not a whole number" if pa.types.is_integer(target) else "has more digits than the type holds"
+        else:
+            why = "is not a number"
+        raise Inexact(index, value, target, why) from None
+    if pa.types.is_float64(target):
+        inexact = _inexact_doubles(text, values)
+        if inexact.any():
+            index = int(np.flatnonzero(inexact)[0])
+            raise Inexact(index, text[index].as_py(), target,
+                          "cannot be held exactly by a float64 (too many digits, or beyond its range)")
+    return values
