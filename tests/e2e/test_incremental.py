@@ -67,8 +67,8 @@ resources:
 """, encoding="utf-8")
     _append_csv(source, range(1, 20_001))
     assert cli("run", "--no-progress").returncode == 0
-    # The bad value sits blocks after the first new row, so checkpoints commit before the error.
-    _append_csv(source, range(20_001, 30_001), bad=29_000)
+    # The bad value sits blocks (of at least 1 MB) after the first new row, so checkpoints commit before the error.
+    _append_csv(source, range(20_001, 130_001), bad=129_000)
     failed = cli("run", "--no-progress", "--batch-size", "500")
     assert failed.returncode == 1
     assert "oops" in failed.stderr
@@ -77,15 +77,15 @@ resources:
     assert state["high_water_mark"] == "20000"  # the mark of the last completed load
     committed = _duckdb_rows(tmp_path / "out.duckdb", "SELECT count(*), max(id) FROM items")[0]
     assert committed[0] == 20_000 + state["rows_committed"]
-    assert 20_000 < committed[1] < 29_000  # checkpoints before the bad row stay committed
+    assert 20_000 < committed[1] < 129_000  # checkpoints before the bad row stay committed
 
     source.write_text(source.read_text(encoding="utf-8").replace("oops", "58000"), encoding="utf-8")
     resumed = cli("run", "--resume", "--no-progress", "--batch-size", "500")
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed the load of run" in resumed.stdout
     assert _duckdb_rows(tmp_path / "out.duckdb", "SELECT count(*), count(DISTINCT id) FROM items") == [
-        (30_000, 30_000)]
-    assert _state(cli, "items")["high_water_mark"] == "30000"
+        (130_000, 130_000)]
+    assert _state(cli, "items")["high_water_mark"] == "130000"
 
 
 def test_postgresql_pushes_the_mark_down_as_a_parameter(tmp_path: Path, cli: CliRunner, pg: Any,

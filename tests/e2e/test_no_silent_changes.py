@@ -110,3 +110,37 @@ def test_a_leading_zero_after_the_first_block_stops_the_load(tmp_path: Path, cli
         assert needle in result.stderr, (needle, result.stderr)
     assert _duck(tmp_path / "out.duckdb", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'r'") \
         == [(0,)]
+
+
+def _ndjson(path: Path, records: list[str]) -> None:
+    path.write_text("\n".join(records) + "\n", encoding="utf-8")
+
+
+def test_ndjson_types_and_columns_cover_the_whole_input(tmp_path: Path, cli: CliRunner,
+                                                        write_config: Callable[[str], Path]) -> None:
+    """Types used to come from the first 20,480 records: a later 25001.5 was rounded to 25002 and a key first
+    seen later was dropped. Now every key of every record is a column, and numbers keep their digits."""
+    records = [f'{{"id": {i}, "v": {i}}}' for i in range(1, 30_001)]
+    records[25_000] = '{"id": 25001, "v": 25001.5}'
+    records[26_000] = '{"id": 26001, "v": 26001, "late": "hello"}'
+    records[27_000] = '{"id": 27001, "v": 27001, "big": 99999999999999999999}'
+    _ndjson(tmp_path / "a.ndjson", records[:15_000])
+    _ndjson(tmp_path / "b.ndjson", records[15_000:])  # a glob: the keys of every file, not just the first
+    write_config("""\
+    sources: [{name: s, type: ndjson, path: "*.ndjson"}]
+    destinations: [{name: db, type: duckdb, path: out.duckdb}, {name: lake, type: parquet, path: out.parquet}]
+    resources: [{name: to_db, source: s, destination: db, table: t}, {name: to_lake, source: s, destination: lake}]
+    """)
+    result = cli("run", "--no-progress", "--batch-size", "5000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    query = ("SELECT id, v, late, CAST(big AS VARCHAR) FROM t WHERE id IN (1, 25001, 26001, 27001) ORDER BY id")
+    expected = [(1, 1.0, None, None), (25001, 25001.5, None, None), (26001, 26001.0, "hello", None),
+                (27001, 27001.0, None, "99999999999999999999")]
+    assert _duck(tmp_path / "out.duckdb", query) == expected
+    assert _duck(tmp_path / "out.duckdb", "SELECT count(*), count(DISTINCT id), sum(v) FROM t") == [
+        (30_000, 30_000, sum(range(1, 30_001)) + 0.5)]
+    lake = pq.read_table(tmp_path / "out.parquet")
+    assert lake.column_names == ["id", "v", "late", "big"]
+    rows = {r["id"]: r for r in lake.to_pylist()}
+    assert (rows[25001]["v"], rows[26001]["late"], str(rows[27001]["big"])) == (25001.5, "hello",
+                                                                                "99999999999999999999")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from conduit_core.schema.exact import Inexact, convert, decide
+from conduit_core.schema.exact import Inexact, NumberText, convert, decide
 
 
 @pytest.mark.parametrize(("values", "inferred", "expected"), [
@@ -17,6 +17,7 @@ from conduit_core.schema.exact import Inexact, convert, decide
     (["0", "0.5", "-0.25"], pa.float64(), pa.float64()),  # a lone zero is not a leading zero
     (["007.5"], pa.float64(), pa.string()),
     (["99999999999999999999", "1"], pa.float64(), pa.decimal128(38, 0)),  # beyond int64: never a double
+    (["18446744073709551615", "1"], pa.int64(), pa.decimal128(38, 0)),    # an unsigned guess beyond int64
     (["0.12345678901234567890", "3"], pa.float64(), pa.decimal128(38, 20)),
     (["1.5", "2.25", "1e5", "inf", "NaN"], pa.float64(), pa.float64()),
     (["1e400"], pa.float64(), pa.string()),              # infinity is not the number written
@@ -57,3 +58,16 @@ def test_convert_reads_values_inside_a_slice() -> None:
     """Offsets into the buffers are relative to the slice: a leading zero just outside it does not count."""
     text = pa.array(["0123", "5", "6", "0987"], pa.string()).slice(1, 2)
     assert convert(text, pa.int64()).to_pylist() == [5, 6]
+
+
+def test_blocks_merge_into_a_type_for_the_whole_input() -> None:
+    """What JSON readers see: the first block alone would say int64, the second float64; together they need
+    a decimal, since 19-digit integers are not exact in a float64."""
+    first = NumberText.of(pa.array(["1234567890123456789", "2"]))
+    second = NumberText.of(pa.array(["0.5", None]))
+    assert first.type(pa.int64()) == pa.int64()
+    assert second.type(pa.int64()) == pa.float64()
+    assert first.merge(second).type(pa.int64()) == pa.decimal128(38, 1)
+    assert NumberText().merge(second).type(pa.int64()) == pa.float64()
+    assert NumberText.of(pa.array([None], pa.string())).type(pa.float64()) == pa.float64()
+    assert second.merge(NumberText.of(pa.array(["007"]))).type(pa.float64()) == pa.string()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -120,30 +121,80 @@ def _inexact_doubles(text: pa.Array, values: pa.Array) -> np.ndarray:
     return bad
 
 
+@dataclass(frozen=True)
+class NumberText:
+    """What the numbers of a column look like, for choosing their type: merged over blocks, so a reader
+    can decide from one block (CSV) or from the whole input (JSON)."""
+
+    values: int = 0
+    leading_zero: bool = False
+    #: Every value is a whole number that fits int64.
+    int64: bool = True
+    #: Every value reads as the same number in a float64.
+    double: bool = True
+    #: Every value is in positional notation (no exponent, no inf/nan), with at most these digits.
+    plain: bool = True
+    whole_digits: int = 0
+    scale: int = 0
+
+    @classmethod
+    def of(cls, text: pa.Array) -> NumberText:
+        valid = len(text) - text.null_count
+        if not valid:
+            return cls()
+        if _leading_zeros(text).any():
+            return cls(valid, leading_zero=True)
+        try:
+            double = not _inexact_doubles(text, pc.cast(text, pa.float64())).any()
+        except pa.ArrowInvalid:
+            double = False
+        # Positional notation: no exponent, inf or nan (substring searches: a failing cast or a regular
+        # expression per value costs several times more).
+        plain = not any(pc.any(pc.match_substring(text, pattern=letter)).as_py() for letter in "eEnN")
+        if not plain:
+            return cls(valid, int64=False, double=double, plain=False)
+        lengths = pc.binary_length(text)
+        point = pc.find_substring(text, ".")
+        fraction = pc.greater_equal(point, 0)
+        if not pc.any(fraction).as_py():
+            try:
+                pc.cast(text, pa.int64())
+                # Whole numbers; the sign may count as a digit (only ever a little too wide).
+                return cls(valid, double=double, whole_digits=int(pc.max(lengths).as_py() or 0))
+            except pa.ArrowInvalid:
+                pass  # beyond 64 bits
+        signed = pc.or_(pc.starts_with(text, "-"), pc.starts_with(text, "+"))
+        whole = pc.subtract(pc.if_else(fraction, point, lengths), pc.cast(signed, pa.int32()))
+        scale = pc.if_else(fraction, pc.subtract(pc.subtract(lengths, point), 1), 0)
+        return cls(valid, int64=False, double=double, whole_digits=int(pc.max(whole).as_py() or 0),
+                   scale=int(pc.max(scale).as_py() or 0))
+
+    def merge(self, other: NumberText) -> NumberText:
+        if not self.values or not other.values:
+            return other if not self.values else self
+        return NumberText(self.values + other.values, self.leading_zero or other.leading_zero,
+                          self.int64 and other.int64, self.double and other.double, self.plain and other.plain,
+                          max(self.whole_digits, other.whole_digits), max(self.scale, other.scale))
+
+    def type(self, guess: pa.DataType) -> pa.DataType:
+        """The first type that holds every value exactly: int64, float64, decimal128(38, s), else text;
+        ``guess`` when there is no value to judge by."""
+        if not self.values:
+            return guess
+        if self.leading_zero:
+            return pa.string()  # codes such as zip codes and account numbers: text, with their zeros
+        if self.int64:
+            return pa.int64()
+        if self.double:
+            return pa.float64()
+        if self.plain and self.whole_digits + self.scale <= _DECIMAL_DIGITS:
+            return pa.decimal128(_DECIMAL_DIGITS, self.scale)
+        return pa.string()
+
+
 def decide(text: pa.Array, inferred: pa.DataType) -> pa.DataType:
-    """The type that holds every value of ``text`` (a first block pyarrow typed ``inferred``) exactly."""
-    if not len(text) or text.null_count == len(text):
-        return inferred
-    if _leading_zeros(text).any():
-        return pa.string()  # codes such as zip codes and account numbers: text, with their zeros
-    if pa.types.is_int64(inferred):
-        return inferred
-    try:
-        values = pc.cast(text, pa.float64())
-    except pa.ArrowInvalid:
-        return pa.string()
-    if not _inexact_doubles(text, values).any():
-        return pa.float64()
-    # Too many digits for a double: a decimal when every value is plain positional notation and fits.
-    plain = pc.match_substring_regex(text, pattern=r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
-    if not pc.all(pc.fill_null(plain, True)).as_py():
-        return pa.string()
-    whole = pc.utf8_length(pc.replace_substring_regex(text, pattern=r"^[+-]?|\..*$", replacement=""))
-    scale = pc.utf8_length(pc.replace_substring_regex(text, pattern=r"^[^.]*\.?", replacement=""))
-    whole_max, scale_max = pc.max(whole).as_py() or 0, pc.max(scale).as_py() or 0
-    if whole_max + scale_max > _DECIMAL_DIGITS:
-        return pa.string()
-    return pa.decimal128(_DECIMAL_DIGITS, scale_max)
+    """The type that holds every value of ``text`` (a block a reader typed ``inferred``) exactly."""
+    return NumberText.of(text).type(inferred)
 
 
 def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
