@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -68,3 +69,27 @@ def test_keys_missing_from_the_first_record_are_kept() -> None:
     batch = records_to_batch([{"a": 1}, {"a": 2, "b": 3}])
     assert batch.schema.names == ["a", "b"]
     assert batch.column(1).to_pylist() == [None, 3]
+
+
+def test_a_float_after_integers_is_an_error_not_a_truncation() -> None:
+    """from_pylist(schema=...) used to cut 2.5 to 2 when the first batch typed the field as int64."""
+    with pytest.raises(DataError) as info:
+        list(group_records([{"x": 1}, {"x": 2}, {"x": 3}, {"x": 2.5}], 2))
+    assert "field 'x' is 2.5 (double), which earlier records made int64" in info.value.message
+    assert (info.value.row, info.value.column) == (4, "x")
+    # A float that is a whole number is the same value: it fits.
+    batches = list(group_records([{"x": 1}, {"x": 2.0}], 1))
+    assert batches[1].column(0).to_pylist() == [2]
+    assert batches[1].schema.field("x").type == pa.int64()
+
+
+def test_integers_are_never_turned_into_doubles() -> None:
+    big = 2**70
+    assert records_to_batch([{"x": big}, {"x": 1}]).column(0).to_pylist() == [Decimal(big), Decimal(1)]
+    mixed = records_to_batch([{"x": 2**60 + 1}, {"x": 0.5}])
+    assert mixed.schema.field("x").type == pa.string()
+    assert mixed.column(0).to_pylist() == [str(2**60 + 1), "0.5"]
+    doubles = pa.schema([("x", pa.float64())])
+    assert records_to_batch([{"x": 3}], doubles).column(0).to_pylist() == [3.0]
+    with pytest.raises(DataError, match="1152921504606846977"):
+        records_to_batch([{"x": 2**60 + 1}], doubles)
