@@ -6,6 +6,7 @@ engine's own counters.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,80 @@ def test_ndjson_types_and_columns_cover_the_whole_input(tmp_path: Path, cli: Cli
     rows = {r["id"]: r for r in lake.to_pylist()}
     assert (rows[25001]["v"], rows[26001]["late"], str(rows[27001]["big"])) == (25001.5, "hello",
                                                                                 "99999999999999999999")
+
+
+def test_repeated_empty_and_case_colliding_names_get_one_renaming_everywhere(
+        tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path], pg: Any, postgres_dsn: str,
+        mysql: Any, mysql_dsn: str) -> None:
+    """`id,name,name` used to give Parquet two `name` columns (unreadable) and crash DuckDB; `p95` beside
+    `P95` failed in DuckDB. Now: `name_2`, `column_4`, and `P95_2` where identifiers ignore case."""
+    (tmp_path / "in.csv").write_text("id,name,name,,p95,P95\n1,a,b,c,10,20\n2,d,e,f,30,40\n", encoding="utf-8")
+    mysql_url = mysql_dsn.rsplit("/", 1)[0] + f"/{mysql.database}"
+    write_config(f"""\
+    sources: [{{name: s, type: csv, path: in.csv}}]
+    destinations:
+      - {{name: db, type: duckdb, path: out.duckdb}}
+      - {{name: lake, type: parquet, path: out.parquet}}
+      - {{name: pg, type: postgresql, dsn: "{postgres_dsn}", schema: {pg.schema}}}
+      - {{name: my, type: mysql, dsn: "{mysql_url}"}}
+    resources:
+      - {{name: to_db, source: s, destination: db, table: t}}
+      - {{name: to_lake, source: s, destination: lake}}
+      - {{name: to_pg, source: s, destination: pg, table: t}}
+      - {{name: to_my, source: s, destination: my, table: t}}
+    """)
+    result = cli("run", "--no-progress", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "renamed column(s) so every name is unique" in result.stderr
+    insensitive = ["id", "name", "name_2", "column_4", "p95", "P95_2"]
+    sensitive = ["id", "name", "name_2", "column_4", "p95", "P95"]
+    values = [(1, "a", "b", "c", 10, 20), (2, "d", "e", "f", 30, 40)]
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert [c[0] for c in con.sql("DESCRIBE t").fetchall()] == insensitive
+        assert con.sql("SELECT * FROM t ORDER BY id").fetchall() == values
+    lake = pq.read_table(tmp_path / "out.parquet")
+    assert lake.column_names == sensitive
+    assert [tuple(r.values()) for r in lake.to_pylist()] == values
+    assert [d.name for d in pg.execute("SELECT * FROM t ORDER BY id").description] == sensitive
+    assert pg.execute("SELECT * FROM t ORDER BY id").fetchall() == values
+    with mysql.cursor() as cur:
+        cur.execute("SELECT * FROM t ORDER BY id")
+        assert [d[0] for d in cur.description] == insensitive
+        assert list(cur.fetchall()) == values
+    manifest = {r["resource"]: r["renamed_columns"] for r in json.loads(result.stdout)["resources"]}
+    assert [(r["position"], r["original"], r["name"]) for r in manifest["to_db"]] == [
+        (3, "name", "name_2"), (4, "", "column_4"), (6, "P95", "P95_2")]
+    assert [(r["position"], r["original"], r["name"]) for r in manifest["to_lake"]] == [
+        (3, "name", "name_2"), (4, "", "column_4")]
+
+
+def test_names_a_destination_would_cut_are_refused_at_preflight(
+        tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path], pg: Any, postgres_dsn: str,
+        mysql: Any, mysql_dsn: str) -> None:
+    """PostgreSQL cuts identifiers to 63 bytes at CREATE (then fails with 'does not exist' or 'specified more
+    than once'), and a CREATE of 2,000 columns failed with the whole 29 KB statement in the message."""
+    long_name = "measurement_" + "x" * 60  # 72 bytes
+    (tmp_path / "long.csv").write_text(f"id,{long_name}\n1,2\n", encoding="utf-8")
+    wide = ",".join(f"c{i}" for i in range(2000))
+    (tmp_path / "wide.csv").write_text(f"{wide}\n{','.join('1' * 2000)}\n", encoding="utf-8")
+    mysql_url = mysql_dsn.rsplit("/", 1)[0] + f"/{mysql.database}"
+    write_config(f"""\
+    sources: [{{name: long, type: csv, path: long.csv}}, {{name: wide, type: csv, path: wide.csv}}]
+    destinations:
+      - {{name: pg, type: postgresql, dsn: "{postgres_dsn}", schema: {pg.schema}}}
+      - {{name: my, type: mysql, dsn: "{mysql_url}"}}
+    resources:
+      - {{name: long_pg, source: long, destination: pg}}
+      - {{name: long_my, source: long, destination: my}}
+      - {{name: wide_pg, source: wide, destination: pg}}
+    """)
+    result = cli("run", "--no-progress")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "long_pg: columns: column name 'measurement_xxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is 72 bytes; Postgres " \
+           "identifiers hold at most 63" in result.stderr
+    assert "long_my: columns: column name" in result.stderr
+    assert "is 72 characters; MySQL identifiers hold at most 64" in result.stderr
+    assert "wide_pg: columns: the source has 2000 columns; a Postgres table holds at most 1600" in result.stderr
+    assert len(result.stderr) < 4000
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone() == (0,)

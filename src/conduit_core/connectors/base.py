@@ -107,6 +107,14 @@ class Capabilities:
     schema_evolution: bool = False
     #: Commits progress with a :class:`ResumeState` atomically (see ``BaseDestination.checkpoint``).
     checkpoints: bool = False
+    #: Column names that differ only by case are the same column (DuckDB, SQLite, MySQL): such names are
+    #: renamed apart before a load (see :mod:`conduit_core.engine.names`).
+    case_insensitive_names: bool = False
+    #: Longest identifier (table or column name), in bytes of UTF-8 or in characters, and most columns in a
+    #: table: a name or a table beyond them is a preflight problem, never a silent truncation. None: no limit.
+    max_identifier_bytes: int | None = None
+    max_identifier_chars: int | None = None
+    max_columns: int | None = None
 
 
 class _Connector:

@@ -40,7 +40,7 @@ from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import CHECKPOINT_TABLE, TableOrQueryOptions, keyset_position, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
-from conduit_core.observe.redact import redact
+from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
@@ -64,7 +64,7 @@ class MySQLOptions(ServerOptions):
 
 def translate(exc: BaseException, what: str, options: MySQLOptions) -> ConduitError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    text = redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc), options.secrets())
+    text = clip(redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc), options.secrets()))
     message = f"MySQL {what} failed{f' (error {code})' if code else ''}: {text}"
     if code in _RETRIABLE_CODES:
         return ConnectionError(message, hint="a transient error: the load is redone as set by `retries:`")
@@ -209,7 +209,9 @@ class MySQLDestination(BaseDestination):
 
     Options = MySQLDestinationOptions
     options: MySQLDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
+    # Identifiers of at most 64 characters; InnoDB's 1017 columns per table.
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True,
+                                case_insensitive_names=True, max_identifier_chars=64, max_columns=1017)
 
     def test_connection(self) -> bool:
         connect(self.options).close()

@@ -41,7 +41,7 @@ from conduit_core.connectors.sql import (
     source_query,
 )
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
-from conduit_core.observe.redact import redact
+from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
@@ -101,7 +101,8 @@ def _transient(text: str) -> bool:
 def translate(exc: BaseException, what: str, options: PostgresOptions) -> ConduitError:
     """A conduit error for a driver error: retriable, data or fatal, secrets masked."""
     state = _sqlstate(exc)
-    text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, options.secrets())
+    text = clip(redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                       options.secrets()))
     message = f"PostgreSQL {what} failed{f' (SQLSTATE {state})' if state else ''}: {text}"
     if state.startswith(_RETRIABLE) or (not state and _transient(text)):
         return ConnectionError(message, hint="a transient error: the load is redone as set by `retries:`")
@@ -202,7 +203,9 @@ class PostgresDestination(BaseDestination):
 
     Options = PostgresDestinationOptions
     options: PostgresDestinationOptions
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
+    # NAMEDATALEN - 1 bytes per identifier (longer ones are cut at CREATE), 1600 columns per table.
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True,
+                                max_identifier_bytes=63, max_columns=1600)
 
     def test_connection(self) -> bool:
         con = connect(self.options, autocommit=True)

@@ -112,7 +112,8 @@ class SqlDestination(BaseDestination):
     table; ``merge`` merges the staged rows into the target at each checkpoint.
     """
 
-    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True)
+    capabilities = Capabilities(transactional=True, merge=True, full_refresh=True, checkpoints=True,
+                                case_insensitive_names=True)
     _stage_prefix = "_conduit_stage_"
 
     # -- driver-specific --------------------------------------------------------

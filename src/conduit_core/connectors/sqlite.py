@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,8 @@ class SQLiteDestination(SqlDestination):
 
     Options = SQLiteDestinationOptions
     options: SQLiteDestinationOptions
+    # SQLITE_MAX_COLUMN in a default build.
+    capabilities = replace(SqlDestination.capabilities, max_columns=2000)
 
     def test_connection(self) -> bool:
         check_writable(self.options.path)

@@ -16,7 +16,9 @@ from typing import Any
 import pyarrow as pa
 
 from conduit_core.config.models import IngestConfig, ResourceConfig
+from conduit_core.connectors import registry
 from conduit_core.connectors.base import WriteMode
+from conduit_core.engine.names import NAMES_HINT, kind_of, name_problems
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError
 from conduit_core.observe.redact import redact
 from conduit_core.schema.declared import DeclaredSchema
@@ -122,6 +124,10 @@ class _ResourceChecks:
             detail = "; ".join(f"{what} {cols} not in the source's columns" for what, cols in missing.items())
             msg = f"{detail}; columns: {names}"
             raise ConduitError(msg, hint="fix the resource's column names")
+        cls = registry.destination_class(self.config.destination(resource.destination).type)
+        problems = name_problems(names, self.target.table, cls.capabilities, kind_of(cls))
+        if problems:
+            raise ConduitError("; ".join(problems), hint=NAMES_HINT)
         return "present"
 
     def drift(self) -> str:

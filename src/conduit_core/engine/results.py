@@ -41,6 +41,8 @@ class ResourceResult:
     schema_drift: dict[str, Any] | None = None
     #: Changes ``schema_evolution: auto`` applied, with the statements it ran.
     schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: Columns renamed so every name is unique for the destination (``{position, original, name, why}``).
+    renamed_columns: list[dict[str, Any]] = field(default_factory=list)
     #: The version of the resource's schema in the schema store after this load.
     schema_version: int | None = None
     #: Per quality check (and ``coercion``): check, column, action and rows that failed it.

@@ -7,7 +7,9 @@ import contextlib
 import pyarrow as pa
 
 from conduit_core.config.models import IngestConfig, ResourceConfig
+from conduit_core.connectors import registry
 from conduit_core.connectors.base import ReadRequest
+from conduit_core.engine.names import ColumnNames
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.types import unify
 
@@ -20,6 +22,8 @@ def sample(config: IngestConfig, resource: ResourceConfig, rows: int,
     from conduit_core.engine.runner import build_source
 
     source = build_source(config, resource)
+    capabilities = registry.destination_class(config.destination(resource.destination).type).capabilities
+    names = ColumnNames(resource.name, case_insensitive=capabilities.case_insensitive_names)
     declared = DeclaredSchema(resource.declared_schema) if resource.declared_schema else None
     batches: list[pa.RecordBatch] = []
     schema: pa.Schema | None = None
@@ -28,7 +32,8 @@ def sample(config: IngestConfig, resource: ResourceConfig, rows: int,
         size = batch_size or max(min(rows, 50_000), 1)
         stream = source.read_batches(ReadRequest(batch_size=size, query=resource.query))
         try:
-            for batch in stream:
+            for read in stream:
+                batch = names.apply(read)
                 shaped = declared.coerce(batch)[0] if declared is not None else batch  # rejects: the run's DLQ
                 schema = shaped.schema if schema is None else _unify(schema, shaped.schema)
                 batches.append(shaped.data.slice(0, rows - seen))

@@ -11,11 +11,12 @@ import pyarrow as pa
 from conduit_core.batch import Batch
 from conduit_core.config.models import CheckpointConfig
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
+from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_problems
 from conduit_core.engine.prefetch import prefetch
 from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, Status
 from conduit_core.engine.tracker import LoadTracker
-from conduit_core.errors import DataError, InvariantError
+from conduit_core.errors import DataError, FatalError, InvariantError
 from conduit_core.observe.progress import ProgressSink
 from conduit_core.state.resume import ResumeState
 
@@ -100,16 +101,23 @@ class _Load:
         self.shape, self.quality = shape, quality
         self.on_checkpoint = on_checkpoint
         self.checkpoints = destination.capabilities.checkpoints
+        self.names = ColumnNames(target.resource, case_insensitive=destination.capabilities.case_insensitive_names)
         self.begun = False  # once set, the destination has begun (and must be aborted on failure)
         self.first: Batch | None = None
         self.committed = result.rows_written  # rows of this run that a checkpoint made durable
 
     def _begin(self, schema: pa.Schema) -> None:
+        problems = name_problems(schema.names, self.target.table, self.destination.capabilities,
+                                 kind_of(type(self.destination)))
+        if problems:
+            raise FatalError("; ".join(problems), hint=NAMES_HINT)
         self.begun = True  # set first: abort() must also clean up after a begin() that failed half-way
         self.destination.begin(self.target, schema)
 
     def write(self, raw: Batch) -> None:
+        raw = self.names.apply(raw)
         result = self.result
+        result.renamed_columns = [r.to_dict() for r in self.names.renames]
         if raw.source_file is not None and raw.source_file not in result.files_read:
             result.files_read.append(raw.source_file)
         result.rows_read += raw.num_rows

@@ -17,3 +17,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, "***")
     return text
+
+
+def clip(text: str, limit: int = 400) -> str:
+    """A driver's message cut to ``limit`` characters: some quote the whole statement (a CREATE TABLE of two
+    thousand columns is 29 KB), which would bury the error itself."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit:,} more characters)"
