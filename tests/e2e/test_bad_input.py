@@ -177,3 +177,35 @@ def test_validate_and_connectors_and_version(tmp_path: Path, cli: CliRunner,
     assert listing.returncode == 0
     assert "parquet" in listing.stdout
     assert cli("--version").stdout.startswith("conduit ")
+
+
+def test_an_undecodable_byte_is_located_by_line_row_and_column(tmp_path: Path, cli: CliRunner,
+                                                                write_config: Callable[[str], Path]) -> None:
+    rows = [f"{i},name{i}".encode() for i in range(1, 100_001)]
+    rows[49_999] = b"50000,bad\xff\xfe here"
+    (tmp_path / "in.csv").write_bytes(b"id,name\n" + b"\n".join(rows) + b"\n")
+    write_config(BASE.replace("path: in.csv}", "path: in.csv, encoding: utf-8}"))
+    for extra in ([], ["--batch-size", "10"], ["--skip-preflight"]):
+        result = cli("run", "to_lake", "--no-progress", *extra)
+        _assert_clean_failure(result, 1 if extra == ["--skip-preflight"] else 6,
+                              "in.csv:50001, row 50000, column 'name': values are not valid utf-8 text",
+                              "set `encoding:`")
+    assert not (tmp_path / "out" / "data.parquet").exists()
+
+
+def test_a_record_larger_than_a_block_names_the_option_that_fixes_it(tmp_path: Path, cli: CliRunner,
+                                                                     write_config: Callable[[str], Path]) -> None:
+    """The same message whatever --batch-size says; `block_size:` (now an option) makes the load work."""
+    (tmp_path / "in.csv").write_text('id,text\n1,short\n2,"' + "x" * 5_000_000 + '"\n3,end\n', encoding="utf-8")
+    write_config(BASE)
+    for extra in ([], ["--batch-size", "10"]):
+        _assert_clean_failure(cli("run", "to_lake", "--no-progress", *extra), 6,
+                              "in.csv:3, row 2: a record of about 5,000,003 bytes does not fit the 2,097,152-byte "
+                              "blocks the file is parsed in", "set `block_size: 20971520` (or more) on the source")
+    write_config(BASE.replace("path: in.csv}", "path: in.csv, block_size: 20971520}"))
+    loaded = cli("run", "to_lake", "--no-progress")
+    assert loaded.returncode == 0, loaded.stderr
+    import pyarrow.parquet as pq
+
+    texts = pq.read_table(tmp_path / "out" / "data.parquet").column("text").to_pylist()
+    assert [len(t) for t in texts] == [5, 5_000_000, 3]

@@ -31,8 +31,7 @@ from conduit_core.schema.model import Column, TableSchema
 from conduit_core.schema.types import type_name
 
 _SAMPLE_BYTES = 256 * 1024
-_MIN_BLOCK = 1024 * 1024
-_MAX_BLOCK = 2 * 1024 * 1024
+_BLOCK = 2 * 1024 * 1024
 
 
 def _handle(files: contextlib.ExitStack, path: Path) -> io.BufferedReader[io.FileIO]:
@@ -54,8 +53,8 @@ class CsvSourceOptions(ConnectorOptions):
     infer_types: bool = True
     skip_rows: int = Field(default=0, ge=0)
     block_size: int | None = Field(default=None, ge=64 * 1024, le=1024 * 1024 * 1024,
-                                   description="bytes parsed at a time (default 1-2 MB); raise it for fields "
-                                               "larger than a block")
+                                   description="bytes parsed at a time (default 2 MiB); raise it for "
+                                               "records larger than half a block")
 
     @field_validator("encoding")
     @classmethod
@@ -132,14 +131,12 @@ class CsvSource(BaseSource):
             yield from skip_rows(self._read_file(path, request), skip)
 
     # -- one file ---------------------------------------------------------------
-    def _block_size(self, sample: bytes, request: ReadRequest) -> int:
-        if self.options.block_size is not None:
-            return self.options.block_size
-        row_bytes = max(len(sample) / max(sample.count(b"\n"), 1), 1.0)
-        # pyarrow keeps many blocks in flight; blocks over ~2 MB make peak memory grow with the file's
-        # size (measured: flat at 2 MB, +45% from 1M to 5M rows at 7.5 MB). At least 1 MB, because the
-        # first block is also the sample that column types are inferred from.
-        return int(min(max(request.batch_size * row_bytes, _MIN_BLOCK), _MAX_BLOCK))
+    def _block_size(self) -> int:
+        # pyarrow keeps many blocks in flight; blocks over ~2 MB make peak memory grow with the file's size
+        # (measured: flat at 2 MB, +45% from 1M to 5M rows at 7.5 MB). The block does not depend on the
+        # batch size, so which records fit (and the first block, the sample types come from) never changes
+        # with --batch-size.
+        return self.options.block_size or _BLOCK
 
     def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
         opts = self.options
@@ -147,7 +144,7 @@ class CsvSource(BaseSource):
             handle = _handle(files, path)
             sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
             dialect = sniff(sample, path, encoding=opts.encoding, delimiter=opts.delimiter)
-            block = self._block_size(sample, request)
+            block = self._block_size()
             declared = set(opts.column_types)
             if self._schema is None:
                 # pyarrow's guess from the first block. Numbers are then read as text and converted exactly
@@ -171,7 +168,7 @@ class CsvSource(BaseSource):
             schema = reader.schema
 
             def locate(exc: Exception) -> BaseException:
-                return self._locate_error(exc, path, dialect, schema)
+                return self._locate_error(exc, path, dialect, schema, block)
 
             for block_data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
                 if not decided:
@@ -246,7 +243,7 @@ class CsvSource(BaseSource):
             return pacsv.open_csv(handle, read_options=read, parse_options=parse,
                                   convert_options=convert_options)
         except pa.ArrowInvalid as exc:
-            raise self._locate_error(exc, path, dialect, None) from None
+            raise self._locate_error(exc, path, dialect, None, block) from None
         except UnicodeDecodeError as exc:
             msg = f"cannot decode the file as {dialect.encoding}: {exc.reason}"
             raise DataError(msg, file=str(path), hint="set `encoding:` on the source (e.g. cp1252)") from None
@@ -257,9 +254,12 @@ class CsvSource(BaseSource):
         declared = set(self.options.column_types)
         for field in schema:
             if pa.types.is_binary(field.type) and field.name not in declared:
+                from conduit_core.connectors.csv_locate import undecodable
+
+                line, row, column = undecodable(path, dialect, self.options)
                 msg = f"values are not valid {dialect.encoding} text"
                 hint = "set `encoding:` on the source (e.g. cp1252), or `encoding: auto` to detect it"
-                raise DataError(msg, file=str(path), column=field.name, hint=hint)
+                raise DataError(msg, file=str(path), line=line, row=row, column=column or field.name, hint=hint)
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:
         if self._names is None:
@@ -270,11 +270,11 @@ class CsvSource(BaseSource):
             raise DataError(msg, file=str(path), hint="read files with different layouts as separate resources")
 
     def _locate_error(self, exc: pa.ArrowInvalid, path: Path, dialect: Dialect,
-                      schema: pa.Schema | None) -> DataError:
+                      schema: pa.Schema | None, block: int) -> DataError:
         """Find the row behind a pyarrow error (error path only: a Python re-scan)."""
         from conduit_core.connectors.csv_locate import locate
 
-        return locate(exc, path, dialect, schema, self.options)
+        return locate(exc, path, dialect, schema, self.options, block)
 
 
 class CsvDestinationOptions(ConnectorOptions):
