@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,24 @@ def test_names_a_destination_would_cut_are_refused_at_preflight(
     assert "wide_pg: columns: the source has 2000 columns; a Postgres table holds at most 1600" in result.stderr
     assert len(result.stderr) < 4000
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone() == (0,)
+
+
+def test_appending_to_a_parquet_file_casts_to_its_types_where_nothing_changes(
+        tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path]) -> None:
+    """A CSV reads whole seconds as timestamp[s]; the Parquet file conduit wrote holds them as timestamp[ms]. The
+    second append used to be refused ("types differ"); the new rows now take the file's types."""
+    config = """\
+    sources: [{name: s, type: csv, path: %s}]
+    destinations: [{name: lake, type: parquet, path: out.parquet}]
+    resources: [{name: events, source: s, destination: lake, mode: append}]
+    """
+    (tmp_path / "a.csv").write_text("id,at\n1,2024-01-01 10:00:00\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("id,at\n2,2024-01-02 11:30:05\n", encoding="utf-8")
+    for name in ("a.csv", "b.csv"):
+        write_config(config % name)
+        result = cli("run", "--no-progress")
+        assert result.returncode == 0, result.stdout + result.stderr
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert str(table.schema.field("at").type) == "timestamp[ms]"
+    assert table.to_pylist() == [{"id": 1, "at": datetime(2024, 1, 1, 10, 0)},
+                                 {"id": 2, "at": datetime(2024, 1, 2, 11, 30, 5)}]

@@ -99,6 +99,8 @@ class FileDestination(BaseDestination):
         self._files.start_fresh()
         final = self._files.final
         appending = target.mode is WriteMode.APPEND and final.exists()
+        if appending:
+            self.schema = self._append_schema(final, schema)
         self._new_part(first=not appending)
         if appending:
             self._copy_existing(final)
@@ -108,8 +110,25 @@ class FileDestination(BaseDestination):
         self._open(self._temp, first=first)
 
     def write_batch(self, batch: Batch) -> int:
-        self._write(batch.data)
+        data = batch.data
+        if not data.schema.equals(self.schema):
+            data = self._conform(data)
+        self._write(data)
         return batch.num_rows
+
+    def _append_schema(self, existing: Path, schema: pa.Schema) -> pa.Schema:
+        """The schema to write when appending to ``existing``: the new data's, unless the format keeps types."""
+        return schema
+
+    def _conform(self, data: pa.RecordBatch) -> pa.RecordBatch:
+        """``data`` in the schema being written (an appended file's types), never changing a value."""
+        try:
+            return data.cast(self.schema, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            column = next((f.name for f, g in zip(data.schema, self.schema, strict=False) if not f.type.equals(g.type)),
+                          None)
+            msg = f"a value does not fit the existing file's type without changing ({exc})"
+            raise DataError(msg, column=column, hint="use mode: full_refresh, or write to a new file") from None
 
     def commit(self) -> None:
         self._publish(None, final=True)

@@ -22,6 +22,7 @@ from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 from conduit_core.schema.model import TableSchema
+from conduit_core.schema.types import Relation, relate
 
 
 class ParquetSourceOptions(ConnectorOptions):
@@ -93,15 +94,28 @@ class ParquetDestination(FileDestination):
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
 
+    def _append_schema(self, existing: Path, schema: pa.Schema) -> pa.Schema:
+        """The existing file's schema, when the new data's values all fit it without changing: a CSV reads
+        whole seconds as timestamp[s], which Parquet stores (and reads back) as milliseconds."""
+        current = pq.read_schema(existing)
+        if current.names != schema.names:
+            msg = (f"cannot append: the existing file's columns {current.names} differ from the new data's "
+                   f"{schema.names}")
+            raise DataError(msg, file=str(existing), hint="use mode: full_refresh, or write to a new file")
+        for old, new in zip(current, schema, strict=True):
+            if not old.type.equals(new.type) and relate(old.type, new.type) not in (Relation.SAME, Relation.FITS):
+                msg = (f"cannot append: column {new.name!r} is {old.type} in the existing file and {new.type} in "
+                       "the new data, which it cannot hold without changing values")
+                raise DataError(msg, file=str(existing), column=new.name,
+                                hint="use mode: full_refresh, or write to a new file")
+        return pa.schema([old.with_nullable(old.nullable or new.nullable) for old, new in zip(current, schema,
+                                                                                            strict=True)])
+
     def _copy_existing(self, existing: Path) -> None:
         # Parquet cannot be appended in place: the existing row groups are copied.
         source = pq.ParquetFile(existing)
-        if not source.schema_arrow.equals(self.schema):
-            msg = (f"cannot append: the existing file's columns {source.schema_arrow.names} and types differ "
-                   f"from the new data's {self.schema.names}")
-            raise DataError(msg, file=str(existing), hint="use mode: full_refresh, or write to a new file")
         for group in range(source.num_row_groups):
-            self._writer.write_table(source.read_row_group(group))
+            self._writer.write_table(source.read_row_group(group).cast(self.schema))
 
     def _write(self, data: pa.RecordBatch) -> None:
         self._pending.append(data)
