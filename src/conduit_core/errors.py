@@ -7,6 +7,8 @@ process exit code the CLI uses for it (documented in ``docs/cli.md``).
 
 from __future__ import annotations
 
+import errno
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -127,3 +129,42 @@ class StateError(ConduitError):
 
 class LockedError(StateError):
     """Another conduit process is running the same resource with the same state store."""
+
+
+class EnvironmentProblemError(FatalError):
+    """The machine, not conduit or the data: a full disk, a read-only or inaccessible directory."""
+
+
+_NO_SPACE = re.compile(r"no space left on device|database or disk is full|disk quota exceeded", re.IGNORECASE)
+_READ_ONLY = re.compile(r"read-only file system|readonly database|permission denied|unable to open database file",
+                        re.IGNORECASE)
+_FILE_LIBRARIES = ("sqlite3", "duckdb", "_duckdb", "pyarrow")
+_QUOTED_PATH = re.compile(r"[\"'](/[^\"']+)[\"']")
+
+
+def environment_problem(exc: BaseException | None) -> EnvironmentProblemError | None:
+    """The full disk or unwritable directory behind ``exc`` (or its causes), as one plain message with the path
+    and the fix; None when the error is something else. Drivers say it in their own words (OSError 28,
+    SQLite's 'database or disk is full', DuckDB's 'IO Error: ... No space left on device')."""
+    seen = 0
+    while exc is not None and seen < 5:
+        text = str(exc)
+        code = exc.errno if isinstance(exc, OSError) else None
+        path = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+        if path is None and (match := _QUOTED_PATH.search(text)):
+            path = match.group(1)
+        where = f" ({path})" if path else ""
+        if code in (errno.ENOSPC, errno.EDQUOT) or _NO_SPACE.search(text):
+            return EnvironmentProblemError(
+                f"no space left on the device{where}: {text.strip().splitlines()[0][:300]}",
+                hint="free disk space, or point the destination's `path:` or `settings.state_dir` at a larger disk, "
+                     "then run again (with --resume if a checkpoint was committed)")
+        # Read-only wording only from file-level libraries: a server's "permission denied" is about grants.
+        local = isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _FILE_LIBRARIES
+        if code in (errno.EROFS, errno.EACCES, errno.EPERM) or (local and _READ_ONLY.search(text)):
+            return EnvironmentProblemError(
+                f"cannot write{where}: the file system or directory is read-only or not accessible: "
+                f"{text.strip().splitlines()[0][:300]}",
+                hint="make the directory writable, or choose another destination `path:` or `settings.state_dir`")
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from conduit_core.errors import EXIT_RUN_FAILED, ConduitError
+from conduit_core.errors import EXIT_RUN_FAILED, ConduitError, environment_problem
 from conduit_core.observe.redact import redact
 
 # Off a terminal Rich assumes 80 columns, which folds every table cell; logs and
@@ -51,6 +51,10 @@ def handled(debug: bool) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
+        problem = environment_problem(exc)
+        if problem is not None:
+            problem.__cause__ = exc  # for --debug
+            fail(problem, debug=debug)
         if debug:
             raise
         err.print(f"Error: unexpected {type(exc).__name__}: {redact(str(exc))}", markup=False)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from conduit_core.cli.output import out, print_json
 from conduit_core.config.loader import load_config
-from conduit_core.engine.runner import RunOptions, build_destination, saved_state, select_resources, write_target
+from conduit_core.engine.runner import RunOptions, build_destination, select_resources, write_target
 from conduit_core.state import open_store
 from conduit_core.state.resume import ResumeState
 
@@ -60,7 +60,9 @@ def reset_command(file: Path, resource: str) -> None:
         destination = build_destination(config, selected)
         try:
             target = write_target(selected, RunOptions())
-            saved = saved_state(destination, target, store) or store.get_state(selected.name)
+            # Whatever is there goes, even a state of another target or an earlier conduit (which a run refuses).
+            saved = (destination.read_state(target) if destination.capabilities.checkpoints else None) \
+                or store.get_state(selected.name)
             if saved is not None:
                 destination.discard_state(target, saved)
         finally:

@@ -225,6 +225,11 @@ class BaseDestination(_Connector):
         """The state last committed with :meth:`checkpoint` for ``target``, or None."""
         return None
 
+    def target_id(self, target: WriteTarget) -> str:
+        """``target`` as this destination names it (a table with its schema, a file name): saved state is
+        tied to it. Independent of where the destination is (a moved database file keeps its states)."""
+        return str(target.table or (target.path.name if target.path else None) or target.resource)
+
     def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
         """Drop an in-progress load's leftovers (staging tables, part files) and its state."""
 

@@ -142,6 +142,9 @@ class DuckDBDestination(SqlDestination):
     def _qualified(self, table: str) -> str:
         return f"{quote_ident(self.options.db_schema)}.{quote_ident(table)}"
 
+    def _schema_name(self) -> str:
+        return self.options.db_schema
+
     def _table_columns(self, table: str) -> list[str] | None:
         rows = self._execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "

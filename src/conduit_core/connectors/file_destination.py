@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -87,7 +87,11 @@ class FileDestination(BaseDestination):
         return True
 
     def _parts(self, target: WriteTarget) -> PartFiles:
-        return PartFiles(file_target(target, self._output_path(), self.extension), self.extension)
+        return PartFiles(file_target(target, self._output_path(), self.extension), self.extension, target.resource)
+
+    def target_id(self, target: WriteTarget) -> str:
+        # The state lives beside the file, so the file's name is enough (and survives moving the directory).
+        return file_target(target, self._output_path(), self.extension).name
 
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)
@@ -113,8 +117,19 @@ class FileDestination(BaseDestination):
         data = batch.data
         if not data.schema.equals(self.schema):
             data = self._conform(data)
-        self._write(data)
+        with self._naming_the_file():
+            self._write(data)
         return batch.num_rows
+
+    @contextlib.contextmanager
+    def _naming_the_file(self) -> Iterator[None]:
+        """I/O errors of the writers (a full disk) name the output they were writing."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self._files.final)) from exc
 
     def _append_schema(self, existing: Path, schema: pa.Schema) -> pa.Schema:
         """The schema to write when appending to ``existing``: the new data's, unless the format keeps types."""
@@ -137,6 +152,10 @@ class FileDestination(BaseDestination):
         self._publish(state, final=final)
 
     def _publish(self, state: ResumeState | None, *, final: bool) -> None:
+        with self._naming_the_file():
+            self._publish_parts(state, final=final)
+
+    def _publish_parts(self, state: ResumeState | None, *, final: bool) -> None:
         self._close()
         temp, self._temp = self._temp, None
         assert temp is not None
@@ -158,6 +177,9 @@ class FileDestination(BaseDestination):
             self._discard_writer()
             temp.unlink(missing_ok=True)
             self._temp = None
+        files = getattr(self, "_files", None)
+        if files is not None:
+            files.tidy()
 
     # -- schema -------------------------------------------------------------------------------
     def _file_schema(self, path: Path) -> TableSchema | None:

@@ -44,7 +44,7 @@ from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
-from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState
+from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState, state_key
 
 # Lost connection, server gone, can't connect, deadlock, lock wait timeout, server shutdown.
 _RETRIABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1213, 1205, 1053, 1927}
@@ -246,6 +246,9 @@ class MySQLDestination(BaseDestination):
         self._chunk_first_row = 1
         self._loader = SerialWorker()
         existing = self._columns(self._table)
+        #: Created by this load (MySQL's DDL commits at once): a load that fails before committing any rows
+        #: drops it again, so a failed first load leaves no empty table behind.
+        self._created = existing is None
         if existing is None:
             self._create(self._table, schema, target.primary_key if target.mode is WriteMode.MERGE else ())
         else:
@@ -378,13 +381,13 @@ class MySQLDestination(BaseDestination):
         if state is not None:
             # RENAME TABLE commits on its own: the state first records that only the swap remains.
             self._save_state(replace(state, status=IN_PROGRESS, publishing=True, stage=self._load_into)
-                             if swap else state)
+                             if swap else state, self.target)
         self._commit(state is not None)
         self._checkpointed = state is not None
         if swap:
             self._swap(self._load_into)
             if state is not None:
-                self._save_state(state)
+                self._save_state(state, self.target)
                 self._commit(True)
         elif final and self.target.mode is WriteMode.MERGE:
             self._run(f"DROP TABLE {quote_ident(self._load_into)}")
@@ -409,9 +412,16 @@ class MySQLDestination(BaseDestination):
         self._run(f"RENAME TABLE {table} TO {old}, {stage} TO {table}")
         self._run(f"DROP TABLE {old}")
 
-    def _save_state(self, state: ResumeState) -> None:
+    def target_id(self, target: WriteTarget) -> str:
+        return f"{self.options.parts()['database'] or ''}.{target.table or target.resource}"
+
+    def _keys(self, target: WriteTarget) -> tuple[str, str]:
+        """The target's own key, and the bare resource name an earlier conduit filed states under."""
+        return state_key(target.resource, self.target_id(target)), target.resource
+
+    def _save_state(self, state: ResumeState, target: WriteTarget) -> None:
         self._run(f"REPLACE INTO {quote_ident(CHECKPOINT_TABLE)} VALUES (%s, %s, %s)",
-                  (state.resource, state.to_json(), state.updated_at))
+                  (self._keys(target)[0], state.to_json(), state.updated_at))
 
     def _commit(self, retriable: bool = False) -> None:
         import pymysql
@@ -477,15 +487,16 @@ class MySQLDestination(BaseDestination):
         try:
             if not self._state_connection():
                 return None
-            rows = self._run(f"SELECT state FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource = %s",
-                             (target.resource,))
+            own, legacy = self._keys(target)
+            rows = self._run(f"SELECT state FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource IN (%s, %s) "
+                             "ORDER BY resource = %s DESC", (own, legacy, own))
             state = ResumeState.from_json(rows[0][0]) if rows else None
             if state is not None and state.publishing and state.stage:
                 # Killed between committing the data and the swap: finish the swap now.
                 if self._columns(state.stage) is not None:
                     self._swap(state.stage)
                 state = replace(state, status=COMPLETE, publishing=False, stage=None, position=None, schema=None)
-                self._save_state(state)
+                self._save_state(state, target)
             return state
         finally:
             self.close()
@@ -496,7 +507,7 @@ class MySQLDestination(BaseDestination):
                 return
             if state.stage:
                 self._run(f"DROP TABLE IF EXISTS {quote_ident(state.stage)}")
-            self._run(f"DELETE FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource = %s", (target.resource,))
+            self._run(f"DELETE FROM {quote_ident(CHECKPOINT_TABLE)} WHERE resource IN (%s, %s)", self._keys(target))
         finally:
             self.close()
 
@@ -511,9 +522,13 @@ class MySQLDestination(BaseDestination):
         with contextlib.suppress(Exception):
             con.rollback()
         stage = getattr(self, "_load_into", None)
-        if stage and stage != getattr(self, "_table", None) and not getattr(self, "_checkpointed", False):
+        committed = getattr(self, "_checkpointed", False)
+        if stage and stage != getattr(self, "_table", None) and not committed:
             with contextlib.suppress(Exception), con.cursor() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {quote_ident(stage)}")
+        if getattr(self, "_created", False) and not committed:
+            with contextlib.suppress(Exception), con.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_ident(self._table)}")
 
     def close(self) -> None:
         for name in ("_con", "_duck"):

@@ -7,6 +7,12 @@ parts): a part that ``state.json`` does not list was never committed and is
 deleted when the load resumes. The end of the load assembles the parts into
 one file and publishes it in two steps, recorded in ``state.json`` so that a
 crash between them is completed, never repeated, by the next run.
+
+Several resources may write one file (appending in turn), so ``state.json`` keeps
+a state per resource: the in-progress load's checkpoint, and each resource's last
+completed load (its high-water mark, and the record that the load finished, which
+``--resume`` reads to skip it after a kill that followed the publish). The parts on
+disk belong to the one resource named ``loading``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conduit_core.errors import FatalError
+from conduit_core.errors import FatalError, StateError
 from conduit_core.state.resume import ResumeState
 
 _STATE = "state.json"
@@ -30,12 +36,16 @@ def _fsync(path: Path) -> None:
 
 
 class PartFiles:
-    def __init__(self, final: Path, extension: str) -> None:
+    def __init__(self, final: Path, extension: str, resource: str) -> None:
         self.final = final
         self.extension = extension
+        self.resource = resource
         self.dir = final.parent / f".{final.name}.conduit"
         self.parts: list[str] = []
         self.state: ResumeState | None = None
+        #: The other resources' states in the same file, kept as they are.
+        self._others: dict[str, str] = {}
+        self._loading: str | None = None
 
     # -- reading ---------------------------------------------------------------------
     def _document(self) -> dict[str, Any]:
@@ -47,20 +57,35 @@ class PartFiles:
         except (OSError, ValueError) as exc:
             msg = f"cannot read the load state {path}: {exc}"
             raise FatalError(msg, hint="delete that directory to start the load again from scratch") from exc
+        if "state" in data:  # written before states were kept per resource
+            state = ResumeState.from_json(data["state"]) if data.get("state") else None
+            data = {"loads": {state.resource: data["state"]} if state else {},
+                    "loading": state.resource if state and data.get("parts") else None,
+                    "parts": data.get("parts", []), "publishing": data.get("publishing")}
         return data
 
     def load(self) -> ResumeState | None:
-        """The committed state, after completing an interrupted publish and deleting uncommitted parts."""
+        """This resource's committed state, after completing an interrupted publish and deleting uncommitted
+        parts."""
         doc = self._document()
-        self.state = ResumeState.from_json(doc["state"]) if doc.get("state") else None
+        loads: dict[str, str] = dict(doc.get("loads", {}))
+        own = loads.pop(self.resource, None)
+        self.state = ResumeState.from_json(own) if own else None
+        self._others = loads
+        self._loading = doc.get("loading")
         self.parts = list(doc.get("parts", []))
         if doc.get("publishing"):
             assembled = self.dir / str(doc["publishing"])
             if assembled.exists():
                 assembled.replace(self.final)
-            self._finished(self.state)
+            # Finished on behalf of whichever resource was publishing: its final state, written with the
+            # first step, stays.
+            self._clear_parts()
+            self._write()
             return self.state
-        if self.dir.is_dir():
+        if self.dir.is_dir() and self._loading in (None, self.resource):
+            # Files the state does not list were never committed (another resource's load in progress is
+            # left alone: it may be writing right now).
             keep = {*self.parts, _STATE}
             for path in self.dir.iterdir():
                 if path.name not in keep:
@@ -69,14 +94,20 @@ class PartFiles:
 
     # -- writing ---------------------------------------------------------------------
     def start_fresh(self) -> None:
-        """Drop the parts of any earlier load; keep a completed state (its high-water mark)."""
+        """Drop the parts of this resource's earlier load; keep its completed state (its high-water mark)."""
         self.load()
-        for name in self.parts:
-            (self.dir / name).unlink(missing_ok=True)
-        self.parts = []
+        if self._loading not in (None, self.resource) and self.parts:
+            msg = (f"{self.final.name} has an unfinished load of resource {self._loading!r}; two loads cannot "
+                   "write one file at the same time")
+            raise StateError(msg, hint=f"finish it with `conduit run {self._loading} --resume`, or discard it "
+                                       f"with `conduit state reset {self._loading}`")
+        self._clear_parts()
         if self.state is not None and self.state.in_progress:
             self.state = None
-        self._write({"state": self.state.to_json() if self.state else None, "parts": []})
+        if self.state is not None or self._others:
+            self._write()
+        else:
+            self.discard()
 
     def temp_path(self) -> Path:
         try:
@@ -95,7 +126,8 @@ class PartFiles:
 
     def commit(self, state: ResumeState) -> None:
         self.state = state
-        self._write({"state": state.to_json(), "parts": self.parts})
+        self._loading = self.resource
+        self._write()
 
     def part_paths(self) -> list[Path]:
         return [self.dir / name for name in self.parts]
@@ -103,24 +135,48 @@ class PartFiles:
     def publish(self, assembled: Path, state: ResumeState | None) -> None:
         """Replace the output with ``assembled`` (a finished file in this directory), then record ``state``."""
         _fsync(assembled)
-        self._write({"state": state.to_json() if state else None, "parts": self.parts, "publishing": assembled.name})
+        self.state = state if state is not None else self.state
+        self._loading = self.resource
+        self._write(publishing=assembled.name)
         assembled.replace(self.final)
         self._finished(state)
 
     def _finished(self, state: ResumeState | None) -> None:
-        if state is not None and state.mark is not None:
-            for name in self.parts:
-                (self.dir / name).unlink(missing_ok=True)
-            self.parts = []
-            self._write({"state": state.to_json(), "parts": []})
+        """The load is published: its parts go, and its completed state stays as the record of it."""
+        self._clear_parts()
+        self.state = state
+        if state is not None or self._others:
+            self._write()
         else:
             self.discard()
 
-    def discard(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.parts, self.state = [], None
+    def _clear_parts(self) -> None:
+        for name in self.parts:
+            (self.dir / name).unlink(missing_ok=True)
+        self.parts = []
+        self._loading = None
 
-    def _write(self, doc: dict[str, Any]) -> None:
+    def discard(self) -> None:
+        """Forget this resource's state (and its parts); the directory goes when no resource has one left."""
+        if self._loading in (None, self.resource):
+            self._clear_parts()
+        self.state = None
+        if self._others or self.parts:
+            self._write()
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tidy(self) -> None:
+        """After a failed load that committed nothing: leave no directory behind that holds nothing."""
+        if self.state is None and not self._others and not self.parts and self.dir.is_dir():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _write(self, *, publishing: str | None = None) -> None:
+        loads = dict(self._others)
+        if self.state is not None:
+            loads[self.resource] = self.state.to_json()
+        doc = {"loads": loads, "loading": self._loading if self.parts or publishing else None,
+               "parts": self.parts, "publishing": publishing}
         self.dir.mkdir(parents=True, exist_ok=True)
         temp = self.dir / f"{_STATE}.tmp"
         with temp.open("w", encoding="utf-8") as handle:

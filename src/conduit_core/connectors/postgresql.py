@@ -45,7 +45,7 @@ from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import Column, TableSchema
-from conduit_core.state.resume import ResumeState
+from conduit_core.state.resume import ResumeState, state_key
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -211,14 +211,23 @@ class PostgresDestination(BaseDestination):
         con = connect(self.options, autocommit=True)
         try:
             with con.cursor() as cur:
-                cur.execute("SELECT has_schema_privilege($1, 'CREATE') OR NOT EXISTS "
-                            "(SELECT 1 FROM pg_namespace WHERE nspname = $1)", (self.options.db_schema,))
-                allowed = cur.fetchone()
+                # A schema that does not exist yet is created by the load: that needs CREATE on the database.
+                cur.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), CASE WHEN EXISTS "
+                            "(SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE') "
+                            "ELSE has_database_privilege(current_database(), 'CREATE') END",
+                            (self.options.db_schema,))
+                exists, allowed = cur.fetchall()[0]
+        except Exception as exc:  # noqa: BLE001 - every driver error is translated
+            raise translate(exc, "connection check", self.options) from None
         finally:
             con.close()
-        if not allowed or not allowed[0]:
-            msg = f"the PostgreSQL user may not create tables in schema {self.options.db_schema!r}"
-            raise FatalError(msg, hint="GRANT CREATE ON SCHEMA ... or choose another `schema:`")
+        if not allowed:
+            schema = self.options.db_schema
+            msg = (f"the PostgreSQL user may not create tables in schema {schema!r}" if exists else
+                   f"schema {schema!r} does not exist, and the PostgreSQL user may not create it")
+            hint = (f"GRANT CREATE ON SCHEMA {schema} TO ..., or choose another `schema:`" if exists else
+                    f"CREATE SCHEMA {schema} (or GRANT CREATE ON DATABASE), or choose another `schema:`")
+            raise FatalError(msg, hint=hint)
         return True
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -368,9 +377,11 @@ class PostgresDestination(BaseDestination):
 
     # -- schema -------------------------------------------------------------------------
     def _describe(self, table: str) -> TableSchema | None:
+        # By name through the catalog: to_regclass() raises for a schema that does not exist yet.
         rows = self._run("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull "
-                         "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
-                         "AND NOT a.attisdropped ORDER BY a.attnum", (self._qualified(table),))
+                         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 "
+                         "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (self.options.db_schema, table))
         if not rows:
             return None
         return TableSchema(tuple(Column(name, arrow_type_for_pg(native), not notnull, native)
@@ -412,6 +423,9 @@ class PostgresDestination(BaseDestination):
     def _state_table(self) -> str:
         return self._qualified(CHECKPOINT_TABLE)
 
+    def target_id(self, target: WriteTarget) -> str:
+        return f"{self.options.db_schema}.{target.table or target.resource}"
+
     def _save_state(self, state: ResumeState) -> None:
         # Two first loads into one schema could race to create the table: serialise them.
         self._run("SELECT pg_advisory_xact_lock(hashtext($1))", (f"conduit:{self.options.db_schema}",))
@@ -419,7 +433,7 @@ class PostgresDestination(BaseDestination):
                   "state text NOT NULL, updated_at text NOT NULL)")
         self._run(f"INSERT INTO {self._state_table()} VALUES ($1, $2, $3) ON CONFLICT (resource) DO UPDATE "
                   "SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-                  (state.resource, state.to_json(), state.updated_at))
+                  (state_key(self.target.resource, self.target_id(self.target)), state.to_json(), state.updated_at))
 
     def _state_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._con = connect(self.options, autocommit=True)
@@ -431,14 +445,20 @@ class PostgresDestination(BaseDestination):
         finally:
             self.close()
 
+    def _keys(self, target: WriteTarget) -> tuple[str, str]:
+        """The target's own key, and the bare resource name an earlier conduit filed states under."""
+        return state_key(target.resource, self.target_id(target)), target.resource
+
     def read_state(self, target: WriteTarget) -> ResumeState | None:
-        rows = self._state_rows(f"SELECT state FROM {self._state_table()} WHERE resource = $1", (target.resource,))
+        own, legacy = self._keys(target)
+        rows = self._state_rows(f"SELECT state FROM {self._state_table()} WHERE resource IN ($1, $2) "
+                                "ORDER BY resource = $1 DESC", (own, legacy))
         return ResumeState.from_json(rows[0][0]) if rows else None
 
     def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
         if state.stage:
             self._state_rows(f"DROP TABLE IF EXISTS {self._qualified(state.stage)}", ())
-        self._state_rows(f"DELETE FROM {self._state_table()} WHERE resource = $1", (target.resource,))
+        self._state_rows(f"DELETE FROM {self._state_table()} WHERE resource IN ($1, $2)", self._keys(target))
 
     def abort(self) -> None:
         pipe, self._pipe = getattr(self, "_pipe", None), None

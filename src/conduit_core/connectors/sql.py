@@ -29,7 +29,7 @@ from conduit_core.errors import ConfigError, DataError, StateError
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
 from conduit_core.schema.model import TableSchema
-from conduit_core.state.resume import ResumeState
+from conduit_core.state.resume import ResumeState, state_key
 from conduit_core.state.values import decode_value, encode_value
 
 
@@ -220,23 +220,37 @@ class SqlDestination(BaseDestination):
         self._execute(f"DROP TABLE {stage}" if drop else f"DELETE FROM {stage}")
 
     # -- checkpoint state ---------------------------------------------------------------
+    @abstractmethod
+    def _schema_name(self) -> str:
+        """The schema tables are created in (part of every target's name)."""
+
+    def target_id(self, target: WriteTarget) -> str:
+        return f"{self._schema_name()}.{target.table or target.resource}"
+
     def _save_state(self, state: ResumeState) -> None:
         table = self._qualified(CHECKPOINT_TABLE)
+        key = state_key(self.target.resource, self.target_id(self.target))
         self._execute(f"CREATE TABLE IF NOT EXISTS {table} (resource TEXT PRIMARY KEY, state TEXT NOT NULL, "
                       "updated_at TEXT NOT NULL)")
-        self._execute(f"DELETE FROM {table} WHERE resource = ?", (state.resource,))
-        self._execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (state.resource, state.to_json(), state.updated_at))
+        self._execute(f"DELETE FROM {table} WHERE resource = ?", (key,))
+        self._execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (key, state.to_json(), state.updated_at))
+
+    def _state_rows(self, target: WriteTarget) -> list[tuple[Any, ...]]:
+        """The rows of ``_conduit_checkpoints`` for ``target``: its own, or one an earlier conduit filed under
+        the bare resource name (which :func:`check_owner` then refuses)."""
+        if self._table_columns(CHECKPOINT_TABLE) is None:
+            return []
+        keys = (state_key(target.resource, self.target_id(target)), target.resource)
+        return self._execute(f"SELECT resource, state FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource IN "
+                             "(?, ?) ORDER BY resource = ? DESC", (*keys, keys[0]))
 
     def read_state(self, target: WriteTarget) -> ResumeState | None:
         if not self._database_exists():
             return None
         self._connect()
         try:
-            if self._table_columns(CHECKPOINT_TABLE) is None:
-                return None
-            rows = self._execute(f"SELECT state FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?",
-                                 (target.resource,))
-            return ResumeState.from_json(rows[0][0]) if rows else None
+            rows = self._state_rows(target)
+            return ResumeState.from_json(rows[0][1]) if rows else None
         finally:
             self.close()
 
@@ -245,9 +259,8 @@ class SqlDestination(BaseDestination):
         try:
             self._execute("BEGIN")
             self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._stage_prefix + target.resource)}")
-            if self._table_columns(CHECKPOINT_TABLE) is not None:
-                self._execute(f"DELETE FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?",
-                              (target.resource,))
+            for key, _ in self._state_rows(target):
+                self._execute(f"DELETE FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?", (key,))
             self._execute("COMMIT")
         finally:
             self.close()

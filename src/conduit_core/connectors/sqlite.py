@@ -203,6 +203,9 @@ class SQLiteDestination(SqlDestination):
     def _qualified(self, table: str) -> str:
         return quote_ident(table)
 
+    def _schema_name(self) -> str:
+        return "main"
+
     def _table_columns(self, table: str) -> list[str] | None:
         rows = self._execute(f"PRAGMA table_info({quote_ident(table)})")
         return [r[1] for r in rows] or None

@@ -21,14 +21,14 @@ from conduit_core.engine.retry import retrying
 from conduit_core.engine.schema_stage import SchemaStage
 from conduit_core.engine.stream import stream_resource
 from conduit_core.engine.tracker import LoadTracker
-from conduit_core.errors import ConduitError, ConfigError, FatalError, StateError
+from conduit_core.errors import ConduitError, ConfigError, FatalError, StateError, environment_problem
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
 from conduit_core.quality.dlq import DeadLetterQueue, cut_back
 from conduit_core.schema.model import TableSchema
 from conduit_core.state import open_store
-from conduit_core.state.resume import ResumeState
+from conduit_core.state.resume import ResumeState, check_owner
 from conduit_core.state.store import StateStore
 
 log = logging.getLogger("conduit")
@@ -89,10 +89,13 @@ def write_target(resource: ResourceConfig, options: RunOptions) -> WriteTarget:
 
 
 def saved_state(destination: BaseDestination, target: WriteTarget, store: StateStore) -> ResumeState | None:
-    """The resource's saved state: the destination's own copy (committed with the data) when it keeps one."""
-    if destination.capabilities.checkpoints:
-        return destination.read_state(target)
-    return store.get_state(target.resource)
+    """The resource's saved state: the destination's own copy (committed with the data) when it keeps one.
+    A state that belongs to another resource or target is refused (:class:`StateError`), never used."""
+    state = destination.read_state(target) if destination.capabilities.checkpoints else store.get_state(
+        target.resource)
+    if state is not None:
+        check_owner(state, target.resource, destination.target_id(target))
+    return state
 
 
 def checkpoint_refusal(state: ResumeState) -> str:
@@ -147,14 +150,15 @@ def _attempt(config: IngestConfig, resource: ResourceConfig, options: RunOptions
         if saved is not None and saved.in_progress and not resume:
             raise StateError(checkpoint_refusal(saved), hint="run with --resume, or `conduit state reset RESOURCE`")
         tracker = LoadTracker(resource.name, run_id, config.checkpoint(resource), resource.incremental,
-                              None if options.full_refresh else saved, resume=resume)
+                              None if options.full_refresh else saved, resume=resume,
+                              target=destination.target_id(target))
         if tracker.resumed is not None:
             _count_resumed(tracker.resumed, run_id, result)
             target = replace(target, resume=tracker.resumed)
         after = tracker.filter.pushdown() if tracker.filter is not None else None
         batch_size = options.batch_size or resource.batch_size or config.settings.batch_size
         request = ReadRequest(batch_size=batch_size, query=resource.query, resume_position=tracker.position,
-                              schema=tracker.schema if tracker.resumed is not None else None,
+                              schema=tracker.source_schema,
                               checkpoint_column=resource.checkpoint_column,
                               after=(tracker.filter.column, after) if tracker.filter and after is not None else None)
         # An estimate may cost a query and a connection: only worth it when someone watches.
@@ -213,13 +217,19 @@ def _run_resource(config: IngestConfig, resource: ResourceConfig, options: RunOp
                 _attempt(config, resource, options, progress, result, run_id, store)
         result.status = Status.PARTIAL_SUCCESS if result.rows_dlq else Status.SUCCESS
     except ConduitError as exc:
+        known = environment_problem(exc.__cause__) or exc
         result.status = Status.FAILED
-        result.error = redact(exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
-        result.error_type = type(exc).__name__
+        result.error = redact(known.message + (f" (hint: {known.hint})" if known.hint else ""))
+        result.error_type = type(known).__name__
     except Exception as exc:  # noqa: BLE001 - an unexpected bug fails this resource, not the whole run
         result.status = Status.FAILED
-        result.error = redact(f"unexpected {type(exc).__name__}: {exc}")
-        result.error_type = type(exc).__name__
+        problem = environment_problem(exc)
+        if problem is not None:
+            result.error = redact(f"{problem.message} (hint: {problem.hint})")
+            result.error_type = type(problem).__name__
+        else:
+            result.error = redact(f"unexpected {type(exc).__name__}: {exc}")
+            result.error_type = type(exc).__name__
         result.exception = exc
     except BaseException as exc:  # Ctrl-C / SystemExit: record the resource as failed, then stop
         result.status = Status.FAILED
@@ -246,6 +256,12 @@ def prepare_state(config: IngestConfig, selected: Sequence[ResourceConfig], opti
             target = write_target(resource, options)
             try:
                 saved = saved_state(destination, target, store)
+            except StateError as exc:
+                if not options.full_refresh:
+                    refusals.append(f"{exc.message} ({exc.hint})")
+                    continue
+                # Reloading from scratch: whatever state is there goes, whoever it belonged to.
+                saved = destination.read_state(target) if destination.capabilities.checkpoints else None
             except ConduitError:
                 continue  # unreachable now: the resource's own attempt reports it (and retries)
             if saved is None:

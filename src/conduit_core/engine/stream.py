@@ -115,6 +115,7 @@ class _Load:
         self.destination.begin(self.target, schema)
 
     def write(self, raw: Batch) -> None:
+        self.tracker.read(raw)
         raw = self.names.apply(raw)
         result = self.result
         result.renamed_columns = [r.to_dict() for r in self.names.renames]

@@ -21,15 +21,21 @@ class LoadTracker:
     """Carries a load's state across checkpoints (and across the runs that resume it)."""
 
     def __init__(self, resource: str, run_id: str, checkpoint: CheckpointConfig,
-                 incremental: IncrementalConfig | None, saved: ResumeState | None, *, resume: bool) -> None:
+                 incremental: IncrementalConfig | None, saved: ResumeState | None, *, resume: bool,
+                 target: str | None = None) -> None:
         self.resource = resource
         self.run_id = run_id
+        self.target = target
         self.checkpoint = checkpoint
         #: The in-progress state this load continues, if any.
         self.resumed = saved if resume and saved is not None and saved.in_progress else None
         self.schema: pa.Schema | None = None
+        #: The types the source read with (before any conversion); a resumed source reads with them again.
+        self.source_schema: pa.Schema | None = None
         if self.resumed is not None and self.resumed.schema:
             self.schema = decode_schema(self.resumed.schema)
+        if self.resumed is not None and self.resumed.source_schema:
+            self.source_schema = decode_schema(self.resumed.source_schema)
         self.filter: IncrementalFilter | None = None
         if incremental is not None:
             same_column = saved is not None and saved.incremental_column == incremental.column
@@ -48,6 +54,11 @@ class LoadTracker:
     @property
     def stage(self) -> str | None:
         return self.resumed.stage if self.resumed is not None else None
+
+    def read(self, raw: Batch) -> None:
+        """Note the types the source read with (at its first batch)."""
+        if self.source_schema is None:
+            self.source_schema = raw.schema
 
     def prepare(self, batch: Batch) -> tuple[Batch, int, pa.BooleanArray | None]:
         """``batch`` in the load's schema and above the incremental mark; returns it, the rows filtered and
@@ -81,13 +92,15 @@ class LoadTracker:
         self._rows_since, self._since = 0, time.monotonic()
         written, read, filtered, dlq = result.base_counts
         state = ResumeState(
-            resource=self.resource, run_id=self.run_id, status=COMPLETE if final else IN_PROGRESS,
+            resource=self.resource, run_id=self.run_id, status=COMPLETE if final else IN_PROGRESS, target=self.target,
             position=None if final else dict(position or {}),
             rows_committed=written + result.rows_written,
             rows_read=read + result.rows_read,
             rows_filtered=filtered + result.rows_filtered,
             rows_dlq=dlq + result.rows_dlq,
             schema=encode_schema(self.schema) if self.schema is not None and not final else None,
+            source_schema=encode_schema(self.source_schema) if self.source_schema is not None and not final
+            else None,
             stage=self.stage,
             files_read=list(dict.fromkeys([*(self.resumed.files_read if self.resumed else []),
                                            *result.files_read])),
