@@ -198,8 +198,8 @@ def test_a_record_larger_than_a_block_names_the_option_that_fixes_it(tmp_path: P
     """The same message whatever --batch-size says; `block_size:` (now an option) makes the load work."""
     (tmp_path / "in.csv").write_text('id,text\n1,short\n2,"' + "x" * 5_000_000 + '"\n3,end\n', encoding="utf-8")
     write_config(BASE)
-    for extra in ([], ["--batch-size", "10"]):
-        _assert_clean_failure(cli("run", "to_lake", "--no-progress", *extra), 6,
+    for extra in ([], ["--batch-size", "10"]):  # past the first batch preflight reads: the load fails (exit 1)
+        _assert_clean_failure(cli("run", "to_lake", "--no-progress", *extra), 1,
                               "in.csv:3, row 2: a record of about 5,000,003 bytes does not fit the 2,097,152-byte "
                               "blocks the file is parsed in", "set `block_size: 20971520` (or more) on the source")
     write_config(BASE.replace("path: in.csv}", "path: in.csv, block_size: 20971520}"))

@@ -43,7 +43,7 @@ class Batches(BaseSource):
 def _load(destination: BaseDestination, target: WriteTarget, source: BaseSource) -> ResourceResult:
     result = ResourceResult(resource=target.resource, source="s", destination="d", mode=str(target.mode))
     try:
-        stream_resource(source, destination, target, ReadRequest(batch_size=10), result, NoProgress())
+        stream_resource(source.read_batches(ReadRequest(batch_size=10)), destination, target, result, NoProgress())
     finally:
         destination.close()
     return result

@@ -15,6 +15,7 @@ from conduit_core.config import load_config
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors.base import BaseSource
 from conduit_core.engine import runner
+from conduit_core.engine import session as session_module
 from conduit_core.engine.results import Status
 
 
@@ -27,7 +28,7 @@ def _project(write_config: Callable[[str], Path], records: list[dict[str, Any]],
     def build(_config: IngestConfig, _resource: ResourceConfig) -> BaseSource:
         return Records({})
 
-    monkeypatch.setattr(runner, "build_source", build)
+    monkeypatch.setattr(session_module, "build_source", build)
     return load_config(write_config("""\
     sources: [{name: api, type: csv, path: unused.csv}]
     destinations: [{name: db, type: duckdb, path: out.duckdb}]

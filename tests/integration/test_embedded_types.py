@@ -48,8 +48,8 @@ def _load(destination: object, table: pa.Table, mode: WriteMode = WriteMode.APPE
           key: tuple[str, ...] = ()) -> None:
     result = ResourceResult(resource="t", source="s", destination="d", mode=str(mode))
     try:
-        stream_resource(TableSource(table), destination, WriteTarget("t", mode, "t", primary_key=key),  # type: ignore[arg-type]
-                        ReadRequest(batch_size=2), result, NoProgress())
+        stream_resource(TableSource(table).read_batches(ReadRequest(batch_size=2)), destination,  # type: ignore[arg-type]
+                        WriteTarget("t", mode, "t", primary_key=key), result, NoProgress())
     finally:
         destination.close()  # type: ignore[attr-defined]
 

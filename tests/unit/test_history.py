@@ -11,7 +11,7 @@ def _run(run_id: str, started: str, status: Status, resource: str = "users") -> 
     res = ResourceResult(resource=resource, source="s", destination="d", mode="append", status=status,
                          rows_read=10, rows_written=10 if status is Status.SUCCESS else 0,
                          files_read=["a.csv"], error=None if status is Status.SUCCESS else "boom")
-    return RunResult(run_id=run_id, config_file="ingest.yml", started_at=started, resources=[res])
+    return RunResult(run_id=run_id, config_file="ingest.yml", started_at=started, finished_at=started, resources=[res])
 
 
 def test_history_filters_and_orders_newest_first(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from conduit_core.config import load_config
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors.base import BaseSource, ReadRequest
 from conduit_core.engine import runner
+from conduit_core.engine import session as session_module
 from conduit_core.state.sqlite_store import SqliteStateStore
 
 
@@ -22,7 +23,7 @@ class Interrupting(BaseSource):
         yield  # pragma: no cover
 
 
-def test_interrupted_run_is_recorded_as_failed(write_config: Callable[[str], Path], tmp_path: Path,
+def test_interrupted_run_is_recorded_as_interrupted(write_config: Callable[[str], Path], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "in.csv").write_text("id\n1\n")
     config = load_config(write_config("""\
@@ -34,16 +35,17 @@ def test_interrupted_run_is_recorded_as_failed(write_config: Callable[[str], Pat
     def build(_config: IngestConfig, _resource: ResourceConfig) -> Any:
         return Interrupting({})
 
-    monkeypatch.setattr(runner, "build_source", build)
+    monkeypatch.setattr(session_module, "build_source", build)
     with pytest.raises(KeyboardInterrupt):
         runner.run(config, runner.RunOptions(skip_preflight=True))
     runs = SqliteStateStore(config.settings.state_dir).runs()
-    assert runs[0]["status"] == "failed"
+    assert runs[0]["status"] == "interrupted"
+    assert runs[0]["resources"][0]["status"] == "interrupted"
     assert runs[0]["resources"][0]["error"] == "interrupted (KeyboardInterrupt)"
     assert not (tmp_path / "out.parquet").exists()
-    # Interrupted during preflight (which reads the source first): recorded as failed, with no resource run.
+    # Interrupted during preflight (which reads the source first): recorded as interrupted, no resource run.
     with pytest.raises(KeyboardInterrupt):
         runner.run(config)
     latest = SqliteStateStore(config.settings.state_dir).runs()[0]
-    assert latest["status"] == "failed"
+    assert latest["status"] == "interrupted"
     assert latest["resources"] == []

@@ -88,9 +88,9 @@ def validate(
                                       "resources": [r.name for r in config.resources]}
         report = None
         if not offline:
-            from conduit_core.engine.preflight import PreflightError, preflight
+            from conduit_core.engine.preflight import PreflightError, probe
 
-            report = preflight(config, config.resources)
+            report = probe(config, config.resources)
             summary["preflight"] = report.to_dict()
         if json_output:
             print_json(summary)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from conduit_core.engine.cancel import Cancelled
 from conduit_core.errors import EXIT_RUN_FAILED, ConduitError, environment_problem
 from conduit_core.observe.redact import redact
 
@@ -48,6 +49,9 @@ def handled(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("Interrupted.", markup=False)
         raise typer.Exit(130) from None
+    except Cancelled as exc:
+        err.print(f"Interrupted ({exc.name}); nothing after the last commit was kept.", markup=False)
+        raise typer.Exit(exc.exit_code) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:

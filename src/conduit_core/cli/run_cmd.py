@@ -12,6 +12,7 @@ from rich.markup import escape
 from conduit_core.cli.output import err, out, print_json
 from conduit_core.cli.tables import result_table
 from conduit_core.config.loader import load_config
+from conduit_core.engine import cancel
 from conduit_core.engine.results import RunResult, Status
 from conduit_core.engine.runner import RunOptions, run
 from conduit_core.errors import EXIT_OK, EXIT_PREFLIGHT, EXIT_RUN_FAILED
@@ -22,7 +23,8 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="conduit: %(message)s")
     config = load_config(file)
     dry_run = options.dry_run
-    result = run(config, options, progress=make_progress(progress))
+    with cancel.stopping_on_signals():
+        result = run(config, options, progress=make_progress(progress))
     if debug:
         for r in result.resources:
             if r.exception is not None:
@@ -35,12 +37,15 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
         out.print(result_table(result))
         if dry_run and result.status is not Status.FAILED:
             out.print("Dry run: configuration valid and connections open; nothing was written.")
+    if not json_output:
+        _resume_notes(result)
     for r in result.resources:
-        if r.resumed_from and not json_output:
-            out.print(f"{r.resource}: resumed the load of run {r.resumed_from}, which had committed "
-                      f"{r.rows_before_resume:,} rows.")
         if r.status is Status.FAILED:
             err.print(f"[bold red]Error:[/] resource {escape(r.resource)} failed: {escape(r.error or 'unknown error')}")
+    if result.status is Status.INTERRUPTED:
+        err.print(f"Interrupted ({result.interrupted}): the run stopped; each load kept its last checkpoint. "
+                  "Continue with `conduit run --resume`.", markup=False)
+        raise typer.Exit(cancel.exit_code_for(result.interrupted))
     raise typer.Exit(EXIT_RUN_FAILED if result.status is Status.FAILED else EXIT_OK)
 
 
@@ -58,3 +63,15 @@ def _preflight_failed(result: RunResult, *, json_output: bool) -> None:
     err.print(f"[bold red]Error:[/] {escape(report.message())}")
     err.print("[bold]Hint:[/] fix the problems above, or run with --skip-preflight to run the resources anyway")
     raise typer.Exit(EXIT_PREFLIGHT)
+
+
+def _resume_notes(result: RunResult) -> None:
+    """What --resume did: the run it continued, the resources skipped and the loads continued."""
+    if result.resumes:
+        out.print(f"Resumed run {result.resumes}.")
+    for r in result.resources:
+        if r.completed_in:
+            out.print(f"{r.resource}: skipped, its load completed in run {r.completed_in}.")
+        if r.resumed_from:
+            out.print(f"{r.resource}: resumed the load of run {r.resumed_from}, which had committed "
+                      f"{r.rows_before_resume:,} rows.")

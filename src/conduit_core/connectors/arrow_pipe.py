@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
+from conduit_core.engine import cancel
+
 _END = object()
 
 
@@ -56,6 +58,8 @@ class BatchPipe:
             try:
                 self._queue.put(item, timeout=0.1)
             except queue.Full:
+                if item is not _END:
+                    cancel.check()  # a stalled consumer must not keep a signal waiting
                 continue
             return
         self._raise()
@@ -113,7 +117,13 @@ class SerialWorker:
 
     def submit(self, job: Callable[[], None]) -> None:
         self._check()
-        self._queue.put(job)
+        while True:
+            try:
+                self._queue.put(job, timeout=0.1)
+                return
+            except queue.Full:
+                cancel.check()
+                self._check()
 
     def join(self) -> None:
         """Wait for every submitted job; raise the first error."""

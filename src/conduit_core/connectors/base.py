@@ -141,6 +141,10 @@ class _Connector:
 class BaseSource(_Connector):
     """Reads records. Override :meth:`read` (dicts) or :meth:`read_batches` (Arrow)."""
 
+    #: Reading again from the start gives the same records (files, tables). A source that cannot promise it
+    #: (an API, a queue: the default) is read exactly once per load, its first batch kept from preflight.
+    rereadable: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.read is BaseSource.read and cls.read_batches is BaseSource.read_batches:

@@ -24,7 +24,7 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.csv_sniff import Dialect, sniff
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import expand, resume_files, skip_rows
+from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
 from conduit_core.schema.exact import Inexact, convert, decide, is_number
 from conduit_core.schema.model import Column, TableSchema
@@ -100,6 +100,7 @@ class CsvSource(BaseSource):
 
     Options = CsvSourceOptions
     options: CsvSourceOptions
+    rereadable = True
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -127,8 +128,9 @@ class CsvSource(BaseSource):
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
         if request.schema is not None:
             self._schema = request.schema  # resuming: keep the types the load started with
-        for path, skip in resume_files(self._files(), request.resume_position):
-            yield from skip_rows(self._read_file(path, request), skip)
+        listing = Listing(self._files())
+        for path, skip, last in resume_files(listing.files, request.resume_position):
+            yield from skip_rows(self._read_file(path, request, listing.marks(path)), skip, last)
 
     # -- one file ---------------------------------------------------------------
     def _block_size(self) -> int:
@@ -138,7 +140,7 @@ class CsvSource(BaseSource):
         # with --batch-size.
         return self.options.block_size or _BLOCK
 
-    def _read_file(self, path: Path, request: ReadRequest) -> Iterator[Batch]:
+    def _read_file(self, path: Path, request: ReadRequest, marks: FileMarks) -> Iterator[Batch]:
         opts = self.options
         with contextlib.ExitStack() as files:
             handle = _handle(files, path)
@@ -178,15 +180,15 @@ class CsvSource(BaseSource):
                 if self._schema is None:
                     self._schema = exact.schema
                 for data in slices(exact, request.batch_size):
-                    yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
-                                source_file=str(path), first_row=row + 1)
+                    yield Batch(data, position=marks.position(row + data.num_rows, data), source_file=str(path),
+                                first_row=row + 1)
                     row += data.num_rows
             if row == 0:
                 # A header-only file still carries its schema (a full_refresh of it empties the target).
                 if self._schema is None:
                     self._schema = pa.schema([pa.field(f.name, numbers.get(f.name, f.type)) for f in reader.schema])
                 empty = pa.RecordBatch.from_pylist([], schema=self._schema)
-                yield Batch(empty, position={"file": str(path), "row": 0}, source_file=str(path))
+                yield Batch(empty, position=marks.position(0, empty), source_file=str(path))
 
     def _exact(self, data: pa.RecordBatch, numbers: dict[str, pa.DataType], path: Path, dialect: Dialect,
                row: int) -> pa.RecordBatch:

@@ -71,6 +71,7 @@ class DuckDBSource(BaseSource):
 
     Options = DuckDBSourceOptions
     options: DuckDBSourceOptions
+    rereadable = True
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if not self.options.path.exists():

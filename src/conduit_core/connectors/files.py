@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from conduit_core.batch import Batch
 from conduit_core.errors import ConfigError, FatalError, StateError
@@ -29,29 +33,119 @@ def expand(pattern: Path) -> list[Path]:
     return matches
 
 
-def resume_files(files: list[Path], position: Mapping[str, Any] | None) -> list[tuple[Path, int]]:
-    """Each file to read with the rows to skip at its start, continuing after ``position``
-    (``{"file": ..., "row": ...}``, as file sources put on their batches)."""
+_HEAD_BYTES = 64 * 1024
+_CHANGED_HINT = ("restore the file as it was, or discard the checkpoint with `conduit state reset RESOURCE` and load "
+                 "again (`conduit run --full-refresh` replaces the target)")
+
+
+def fingerprint(path: Path) -> dict[str, Any]:
+    """Size, modification time and a hash of the first 64 KiB: enough to tell that a file is not the one a
+    checkpoint read (rows put in front, a file replaced), without reading all of it."""
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(_HEAD_BYTES)).hexdigest()[:32]
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head": head}
+
+
+def listing_digest(files: list[Path]) -> str:
+    """One hash of the names, sizes and modification times of ``files`` (those a glob read before a checkpoint)."""
+    return Listing(files).before(len(files))
+
+
+def row_digest(data: pa.RecordBatch, index: int) -> str:
+    """A hash of the values of one row: a resumed read finds the row it stopped after, or knows it moved."""
+    row = data.slice(index, 1).to_pylist()[0]
+    return hashlib.sha256(json.dumps(row, default=str, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class Listing:
+    """The files of one read, with the digest of the files before each one (every file stated once)."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self._digests: list[str] = []
+        self._hash = hashlib.sha256()
+
+    def before(self, index: int) -> str:
+        """The digest of the names, sizes and modification times of the first ``index`` files."""
+        while len(self._digests) <= index:
+            done = len(self._digests)
+            self._digests.append(self._hash.copy().hexdigest()[:32])
+            if done < len(self.files):
+                stat = self.files[done].stat()
+                self._hash.update(json.dumps([str(self.files[done]), stat.st_size, stat.st_mtime_ns]).encode())
+        return self._digests[index]
+
+    def marks(self, path: Path) -> FileMarks:
+        return FileMarks(path, self.before(self.files.index(path)))
+
+
+class FileMarks:
+    """The positions of one file's batches: file and row to resume after, plus what a resume checks."""
+
+    def __init__(self, path: Path, before: str) -> None:
+        self.path = path
+        self.fingerprint = fingerprint(path)
+        self.before = before
+
+    def position(self, row: int, data: pa.RecordBatch) -> dict[str, Any]:
+        return {"file": str(self.path), "row": row, "fp": self.fingerprint, "before": self.before,
+                "last": row_digest(data, data.num_rows - 1) if data.num_rows else None}
+
+
+def resume_files(files: list[Path], position: Mapping[str, Any] | None, *,
+                 strict: bool = False) -> list[tuple[Path, int, str | None]]:
+    """Each file to read with the rows to skip at its start and the digest the last skipped row must have,
+    continuing after ``position`` (as :class:`FileMarks` made it). A source that changed since the checkpoint
+    is refused (:class:`StateError`, exit 5): a new or changed file before the checkpoint's file, or a change
+    to the start of that file (rows put in front would be skipped, and the rows they push down read twice).
+    ``strict``: any change of the checkpoint's file is refused (formats that are only ever rewritten whole)."""
     if position is None:
-        return [(f, 0) for f in files]
+        return [(f, 0, None) for f in files]
     done = Path(str(position["file"]))
     if done not in files:
         msg = f"the checkpoint stopped in {done}, which no longer matches the source's path"
         raise StateError(msg, hint="restore the file, or `conduit state reset RESOURCE` and load again")
     index = files.index(done)
-    return [(done, int(position["row"])), *((f, 0) for f in files[index + 1:])]
+    rows = int(position["row"])
+    before = position.get("before")
+    if before is not None and before != listing_digest(files[:index]):
+        msg = (f"the files read before {done.name} changed since the checkpoint (one was added, removed or "
+               f"modified); resuming in {done.name} would skip or repeat their rows")
+        raise StateError(msg, hint=_CHANGED_HINT)
+    saved = position.get("fp")
+    if saved is not None:
+        now = fingerprint(done)
+        unchanged = (now["size"], now["mtime_ns"]) == (saved["size"], saved["mtime_ns"])
+        if not unchanged and (strict or now["head"] != saved["head"]):
+            what = "its start differs" if now["head"] != saved["head"] else "it was modified"
+            msg = (f"{done} changed since the checkpoint ({what}: {saved['size']:,} -> {now['size']:,} bytes); "
+                   f"resuming after row {rows:,} would skip or repeat rows")
+            raise StateError(msg, hint=_CHANGED_HINT)
+    return [(done, rows, position.get("last")), *((f, 0, None) for f in files[index + 1:])]
 
 
-def skip_rows(batches: Iterator[Batch], rows: int) -> Iterator[Batch]:
-    """``batches`` without their first ``rows`` rows (already loaded before a resume)."""
+def skip_rows(batches: Iterator[Batch], rows: int, last: str | None = None) -> Iterator[Batch]:
+    """``batches`` without their first ``rows`` rows (already loaded before a resume). With ``last``, the
+    row just before the resume point must still have that digest: otherwise rows were inserted, deleted
+    or the file cut short, and the resume would skip or repeat rows (:class:`StateError`)."""
+    skipped = 0
     for batch in batches:
-        if rows >= batch.num_rows > 0:
-            rows -= batch.num_rows
-        elif rows:
-            yield replace(batch, data=batch.data.slice(rows), first_row=batch.first_row + rows)
-            rows = 0
-        else:
+        if skipped >= rows:
             yield batch
+            continue
+        take = min(rows - skipped, batch.num_rows)
+        skipped += take
+        if skipped == rows and last is not None and take and row_digest(batch.data, take - 1) != last:
+            msg = (f"{batch.source_file} changed since the checkpoint: row {rows:,}, the last one loaded, is not "
+                   "the row the checkpoint recorded; resuming would skip or repeat rows")
+            raise StateError(msg, hint=_CHANGED_HINT)
+        if take < batch.num_rows:
+            yield replace(batch, data=batch.data.slice(take), first_row=batch.first_row + take)
+    if skipped < rows and last is not None:
+        msg = (f"the source ended after {skipped:,} rows, before the {rows:,} the checkpoint had loaded from it: "
+               "it was cut short since the checkpoint")
+        raise StateError(msg, hint=_CHANGED_HINT)
 
 
 def check_writable(path: Path) -> None:

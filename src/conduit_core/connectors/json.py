@@ -24,7 +24,7 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.duckdb import arrow_batches
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import expand, resume_files, skip_rows
+from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 from conduit_core.schema.exact import Inexact, NumberText, convert
 from conduit_core.schema.types import type_name
@@ -79,6 +79,7 @@ class JsonSource(BaseSource):
 
     Options: ClassVar[type[JsonSourceOptions]] = JsonSourceOptions
     options: JsonSourceOptions
+    rereadable = True
     default_format: ClassVar[JsonFormat] = "auto"
 
     def _format(self) -> str:
@@ -95,8 +96,9 @@ class JsonSource(BaseSource):
         try:
             files = expand(self.options.path)
             layout = self._layout(con, files)
-            for path, skip in resume_files(files, request.resume_position):
-                yield from skip_rows(self._read_file(con, path, request, layout), skip)
+            listing = Listing(files)
+            for path, skip, last in resume_files(files, request.resume_position):
+                yield from skip_rows(self._read_file(con, path, request, layout, listing.marks(path)), skip, last)
         finally:
             con.close()
 
@@ -151,7 +153,7 @@ class JsonSource(BaseSource):
         return {key: seen[key].type(guess) for key, guess in guesses.items()}
 
     def _read_file(self, con: duckdb.DuckDBPyConnection, path: Path, request: ReadRequest,
-                   layout: _Layout) -> Iterator[Batch]:
+                   layout: _Layout, marks: FileMarks) -> Iterator[Batch]:
         import duckdb
         row = 0
         try:
@@ -162,8 +164,8 @@ class JsonSource(BaseSource):
                 relation = con.read_json(str(path), format=self._format(), records="true")  # type: ignore[arg-type]
             for data in arrow_batches(relation, request.batch_size):
                 data = _exact(data, layout.numbers, path, row)  # noqa: PLW2901 - the converted batch replaces it
-                yield Batch(data, position={"file": str(path), "row": row + data.num_rows},
-                            source_file=str(path), first_row=row + 1)
+                yield Batch(data, position=marks.position(row + data.num_rows, data), source_file=str(path),
+                            first_row=row + 1)
                 row += data.num_rows
         except duckdb.Error as exc:
             raise _read_error(exc, path) from None

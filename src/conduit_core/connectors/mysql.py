@@ -121,6 +121,7 @@ class MySQLSource(BaseSource):
 
     Options = MySQLSourceOptions
     options: MySQLSourceOptions
+    rereadable = True
 
     def _sql(self, request: ReadRequest) -> tuple[str, list[Any]]:
         table = quote_ident(self.options.table) if self.options.table else None

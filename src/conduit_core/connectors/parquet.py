@@ -19,7 +19,7 @@ from conduit_core.connectors.base import (
     ReadRequest,
 )
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import expand, resume_files, skip_rows
+from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
 from conduit_core.errors import DataError
 from conduit_core.schema.model import TableSchema
 from conduit_core.schema.types import Relation, relate
@@ -34,6 +34,7 @@ class ParquetSource(BaseSource):
 
     Options = ParquetSourceOptions
     options: ParquetSourceOptions
+    rereadable = True
 
     def test_connection(self) -> bool:
         expand(self.options.path)
@@ -43,10 +44,13 @@ class ParquetSource(BaseSource):
         return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in expand(self.options.path))
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
-        for path, skip in resume_files(expand(self.options.path), request.resume_position):
-            yield from self._read_file(path, request, skip)
+        files = expand(self.options.path)
+        # Parquet files are rewritten whole, never edited in place: any change to the checkpoint's file refuses.
+        listing = Listing(files)
+        for path, skip, _ in resume_files(files, request.resume_position, strict=True):
+            yield from self._read_file(path, request, skip, listing.marks(path))
 
-    def _read_file(self, path: Path, request: ReadRequest, skip: int) -> Iterator[Batch]:
+    def _read_file(self, path: Path, request: ReadRequest, skip: int, marks: FileMarks) -> Iterator[Batch]:
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -58,7 +62,7 @@ class ParquetSource(BaseSource):
             if row + group_rows <= skip:  # loaded before a resume: skipped without decoding
                 row += group_rows
                 continue
-            batches = (Batch(data, position={"file": str(path), "row": row + offset + data.num_rows},
+            batches = (Batch(data, position=marks.position(row + offset + data.num_rows, data),
                              source_file=str(path), first_row=row + offset + 1)
                        for offset, data in _offsets(parquet.iter_batches(batch_size=request.batch_size,
                                                                          row_groups=[group])))

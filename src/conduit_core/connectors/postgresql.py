@@ -132,6 +132,7 @@ class PostgresSource(BaseSource):
 
     Options = PostgresSourceOptions
     options: PostgresSourceOptions
+    rereadable = True
 
     def _sql(self, request: ReadRequest) -> tuple[str, list[Any]]:
         table = self.options.table

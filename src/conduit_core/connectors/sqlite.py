@@ -79,6 +79,7 @@ class SQLiteSource(BaseSource):
 
     Options = SQLiteSourceOptions
     options: SQLiteSourceOptions
+    rereadable = True
 
     def _connection(self) -> sqlite3.Connection:
         if not self.options.path.exists():

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
+from conduit_core.engine import cancel
+
 T = TypeVar("T")
 
 _DONE = object()
@@ -54,7 +56,11 @@ def prefetch(source: Iterator[T], depth: int = 2) -> Iterator[T]:
     worker.start()
     try:
         while True:
-            item = buffer.get()
+            try:
+                item = buffer.get(timeout=0.1)
+            except queue.Empty:
+                cancel.check()  # a slow source must not keep a signal waiting
+                continue
             if item is _DONE:
                 return
             if isinstance(item, _Failure):
@@ -62,4 +68,5 @@ def prefetch(source: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        worker.join(timeout=5)
+        # A source blocked in a driver call is left behind (a daemon thread) rather than delay a stop.
+        worker.join(timeout=1 if cancel.TOKEN.is_set else 5)

@@ -18,8 +18,10 @@ import pyarrow as pa
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import WriteMode
-from conduit_core.engine.names import NAMES_HINT, kind_of, name_problems
-from conduit_core.errors import EXIT_PREFLIGHT, ConduitError
+from conduit_core.engine import cancel
+from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_problems
+from conduit_core.engine.session import LoadSession
+from conduit_core.errors import EXIT_PREFLIGHT, ConduitError, StateError, environment_problem
 from conduit_core.observe.redact import redact
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.evolution import plan
@@ -60,55 +62,54 @@ class PreflightReport:
 
 
 def _check(report: PreflightReport, resource: str, name: str, step: Callable[[], str]) -> bool:
+    cancel.check()
     started = time.perf_counter()
     try:
         detail, ok = step(), True
+    except StateError:
+        raise  # saved state needs a decision (exit 5): not a problem of this resource's setup
     except ConduitError as exc:
-        detail, ok = exc.message + (f" (hint: {exc.hint})" if exc.hint else ""), False
+        known = environment_problem(exc.__cause__) or exc
+        detail, ok = known.message + (f" (hint: {known.hint})" if known.hint else ""), False
     except Exception as exc:  # noqa: BLE001 - a broken plugin is a preflight problem, not a crash
-        detail, ok = f"unexpected {type(exc).__name__}: {exc}", False
+        problem = environment_problem(exc)
+        detail = f"{problem.message} (hint: {problem.hint})" if problem else f"unexpected {type(exc).__name__}: {exc}"
+        ok = False
     report.checks.append(Check(resource, name, ok, redact(detail), round(time.perf_counter() - started, 3)))
     return ok
 
 
 class _ResourceChecks:
-    """The checks of one resource; each returns its detail or raises. What one finds, the next uses."""
+    """The checks of one resource's session; each returns its detail or raises. What one finds, the next uses."""
 
-    def __init__(self, config: IngestConfig, resource: ResourceConfig, batch_size: int, full_refresh: bool) -> None:
-        from conduit_core.engine.runner import RunOptions, write_target
-
-        self.config, self.resource, self.batch_size = config, resource, batch_size
-        self.target = write_target(resource, RunOptions(full_refresh=full_refresh))
-        self.schema: pa.Schema | None = None  # the source's, from its first batch
+    def __init__(self, config: IngestConfig, session: LoadSession) -> None:
+        self.config, self.session, self.resource = config, session, session.resource
+        self.target = session.target
+        self.schema: pa.Schema | None = None  # the source's, from its first batch (renamed and declared types)
         self.rows = 0
         self.live: TableSchema | None = None  # the target's, when it exists
 
     def source(self) -> str:
-        from conduit_core.engine.runner import build_source
-
-        source = build_source(self.config, self.resource)
-        try:
-            source.test_connection()
-        finally:
-            source.close()
+        self.session.source.test_connection()
         return "opened"
 
     def source_readable(self) -> str:
-        from conduit_core.engine.sample import sample
-
-        self.schema, table = sample(self.config, self.resource, self.batch_size, self.batch_size)
-        self.rows = table.num_rows
-        return f"{len(self.schema)} column(s), {table.num_rows} row(s) read"
+        """The first batch of the load's own stream (which the load then reads: nothing is read twice)."""
+        first = self.session.first_batch()
+        if first is None:
+            self.schema, self.rows = pa.schema([]), 0
+            return "no rows"
+        cls = registry.destination_class(self.config.destination(self.resource.destination).type)
+        batch = ColumnNames(self.resource.name, case_insensitive=cls.capabilities.case_insensitive_names).apply(first)
+        if self.resource.declared_schema:
+            batch = DeclaredSchema(self.resource.declared_schema).coerce(batch)[0]  # rejects: the load's DLQ
+        self.schema, self.rows = batch.schema, batch.num_rows
+        return f"{len(self.schema)} column(s), {batch.num_rows} row(s) read"
 
     def destination(self) -> str:
-        from conduit_core.engine.runner import build_destination
-
-        destination = build_destination(self.config, self.resource)
-        try:
-            destination.test_connection()
-            self.live = destination.table_schema(self.target)
-        finally:
-            destination.close()
+        destination = self.session.destination
+        destination.test_connection()
+        self.live = destination.table_schema(self.target)
         return "writable; " + ("target exists" if self.live is not None else "target will be created")
 
     def columns(self) -> str:
@@ -145,9 +146,8 @@ class _ResourceChecks:
         return f"drift allowed by mode {self.resource.schema_evolution.mode}: {decided.drift.summary()}"
 
 
-def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightReport, batch_size: int,
-              full_refresh: bool) -> None:
-    checks, name = _ResourceChecks(config, resource, batch_size, full_refresh), resource.name
+def _resource(config: IngestConfig, session: LoadSession, report: PreflightReport) -> None:
+    checks, name = _ResourceChecks(config, session), session.resource.name
     if _check(report, name, "source", checks.source):
         _check(report, name, "source readable", checks.source_readable)
     destination_ok = _check(report, name, "destination", checks.destination)
@@ -158,13 +158,23 @@ def _resource(config: IngestConfig, resource: ResourceConfig, report: PreflightR
         _check(report, name, "schema drift", checks.drift)
 
 
-def preflight(config: IngestConfig, resources: Sequence[ResourceConfig], *, batch_size: int | None = None,
-              full_refresh: bool = False) -> PreflightReport:
-    """Check every resource; never raises for a problem (the report lists them)."""
+def preflight(config: IngestConfig, sessions: Sequence[LoadSession]) -> PreflightReport:
+    """Check every resource's session; never raises for a problem (the report lists them). Raises
+    :class:`StateError` when a source finds that saved state does not fit it (a file changed since its
+    checkpoint), and :class:`Cancelled` on a signal."""
     report = PreflightReport()
     started = time.perf_counter()
-    for resource in resources:
-        size = batch_size or resource.batch_size or config.settings.batch_size
-        _resource(config, resource, report, size, full_refresh)
+    for session in sessions:
+        _resource(config, session, report)
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
+
+
+def probe(config: IngestConfig, resources: Sequence[ResourceConfig]) -> PreflightReport:
+    """Preflight without a run (``conduit validate``): fresh sessions that read from the start."""
+    sessions = [LoadSession(config, resource, "validate") for resource in resources]
+    try:
+        return preflight(config, sessions)
+    finally:
+        for session in sessions:
+            session.close()

@@ -73,8 +73,8 @@ def replay(config: IngestConfig, resource: ResourceConfig, run_id: str, fixed: P
                               resume=False)
         quality = QualityStage(shaped, res, DeadLetterQueue(config.settings.state_dir, resource.name, replay_id))
         try:
-            stream_resource(_Records(records, str(source_path)), destination, target, ReadRequest(), res,
-                            NoProgress(), tracker, shape=SchemaStage(shaped, destination, target, res),
+            stream_resource(_Records(records, str(source_path)).read_batches(ReadRequest()), destination, target,
+                            res, NoProgress(), tracker, shape=SchemaStage(shaped, destination, target, res),
                             quality=quality)
         finally:
             quality.close()

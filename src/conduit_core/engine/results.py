@@ -11,7 +11,17 @@ class Status(StrEnum):
     SUCCESS = "success"
     PARTIAL_SUCCESS = "partial_success"
     FAILED = "failed"
+    #: Not loaded by this run: a dry run, or a resource an interrupted run had completed (``--resume``).
     SKIPPED = "skipped"
+    #: Stopped by a signal (or killed: a later run finds the run still marked running and says so).
+    INTERRUPTED = "interrupted"
+    #: The run has started and not finished (as a killed run is seen until the next run settles it).
+    RUNNING = "running"
+
+    @property
+    def completed(self) -> bool:
+        """The load finished (its data is in the destination, rejected rows in the DLQ)."""
+        return self in (Status.SUCCESS, Status.PARTIAL_SUCCESS)
 
 
 @dataclass
@@ -31,6 +41,8 @@ class ResourceResult:
     batches: int = 0
     retries: int = 0
     checkpoints: int = 0
+    #: For a resource skipped by ``--resume``: the run in which its load had completed.
+    completed_in: str | None = None
     #: The run whose checkpoint this run continued, and the rows that run had already committed.
     resumed_from: str | None = None
     rows_before_resume: int = 0
@@ -76,9 +88,20 @@ class RunResult:
     resources: list[ResourceResult] = field(default_factory=list)
     #: The preflight report (``{"ok", "duration_s", "checks"}``), when preflight ran.
     preflight: dict[str, Any] | None = None
+    #: The resources the run set out to load, in order (those it did not reach have no result).
+    planned: list[str] = field(default_factory=list)
+    #: ``--resume``: the interrupted run this run continues; on that run, the run that continued it.
+    resumes: str | None = None
+    resumed_by: str | None = None
+    #: What stopped the run before its end: a signal's name, or ``killed`` (found later still running).
+    interrupted: str | None = None
 
     @property
     def status(self) -> Status:
+        if self.interrupted:
+            return Status.INTERRUPTED
+        if not self.finished_at:
+            return Status.RUNNING
         if self.preflight is not None and not self.preflight["ok"]:
             return Status.FAILED
         statuses = {r.status for r in self.resources}
@@ -102,5 +125,9 @@ class RunResult:
             "rows_dlq": sum(r.rows_dlq for r in self.resources),
             "rows_filtered": sum(r.rows_filtered for r in self.resources),
             "preflight": self.preflight,
+            "planned": list(self.planned),
+            "resumes": self.resumes,
+            "resumed_by": self.resumed_by,
+            "interrupted": self.interrupted,
             "resources": [r.to_dict() for r in self.resources],
         }

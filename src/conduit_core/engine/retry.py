@@ -7,6 +7,7 @@ import logging
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from conduit_core.config.models import RetryConfig
+from conduit_core.engine import cancel
 from conduit_core.errors import ConnectionError as RetriableError
 
 log = logging.getLogger("conduit")
@@ -30,5 +31,6 @@ def retrying(config: RetryConfig, resource: str) -> Retrying:
         wait=wait_exponential_jitter(multiplier=config.initial_wait, max=config.max_wait),
         retry=retry_if_exception_type(RetriableError),
         before_sleep=before_sleep,
+        sleep=cancel.TOKEN.sleep,  # a signal during the backoff stops the run at once
         reraise=True,
     )

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from conduit_core.batch import Batch
 from conduit_core.config.models import CheckpointConfig
-from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
+from conduit_core.connectors.base import BaseDestination, WriteMode, WriteTarget
+from conduit_core.engine import cancel
 from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_problems
 from conduit_core.engine.prefetch import prefetch
 from conduit_core.engine.quality_stage import QualityStage
@@ -60,11 +61,11 @@ def _check_schema(batch: Batch, expected: Batch) -> None:
 Shape = Callable[[Batch], tuple[Batch, dict[int, dict[str, Any]]]]
 
 
-def stream_resource(source: BaseSource, destination: BaseDestination, target: WriteTarget, request: ReadRequest,
+def stream_resource(source: Iterator[Batch], destination: BaseDestination, target: WriteTarget,
                     result: ResourceResult, progress: ProgressSink, tracker: LoadTracker | None = None,
                     on_checkpoint: Callable[[ResumeState], None] = lambda _: None,
                     shape: Shape | None = None, quality: QualityStage | None = None) -> None:
-    """Move every row of ``source`` into ``destination``; fill ``result``.
+    """Move every row the ``source`` stream yields into ``destination``; fill ``result``.
 
     Destinations that support checkpoints commit the rows written so far with
     the resume state whenever ``tracker`` says one is due; the last commit
@@ -76,7 +77,7 @@ def stream_resource(source: BaseSource, destination: BaseDestination, target: Wr
     load = _Load(destination, target, result, tracker, on_checkpoint, shape, quality)
     # Eight batches of read-ahead (CSV blocks are <= 2 MB) keep both cores busy: at a
     # depth of 2 CSV -> Parquet ran 1.5x slower while each side waited for the other.
-    batches: Iterator[Batch] = prefetch(source.read_batches(request), depth=8)
+    batches: Iterator[Batch] = prefetch(source, depth=8)
     try:
         for raw in batches:
             load.write(raw)
@@ -115,6 +116,7 @@ class _Load:
         self.destination.begin(self.target, schema)
 
     def write(self, raw: Batch) -> None:
+        cancel.check()  # between batches: the safe point to stop at
         self.tracker.read(raw)
         raw = self.names.apply(raw)
         result = self.result

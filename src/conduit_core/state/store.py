@@ -103,16 +103,28 @@ class StateStore(ABC):
     # -- runs -------------------------------------------------------------------------
     def record(self, run: RunResult) -> None:
         """Store ``run`` (insert or update) with its manifest."""
-        data = run.to_dict()
+        self.record_manifest(run.to_dict())
+
+    def record_manifest(self, data: dict[str, Any]) -> None:
+        """Store a run's manifest (``RunResult.to_dict()``, or one read back and amended)."""
         manifest = json.dumps(data, indent=2) + "\n"
         with self._transaction():
             values = [int(data[c]) if c == "dry_run" else data[c] for c in RUN_COLUMNS]
             self._upsert("runs", (*RUN_COLUMNS, "manifest"), [*values, manifest], ("run_id",))
             for resource in data["resources"]:
-                res = {**resource, "run_id": run.run_id, "files_read": json.dumps(resource["files_read"])}
-                self._upsert("resource_runs", RESOURCE_COLUMNS, [res[c] for c in RESOURCE_COLUMNS],
+                res = {**resource, "run_id": data["run_id"], "files_read": json.dumps(resource.get("files_read", []))}
+                self._upsert("resource_runs", RESOURCE_COLUMNS, [res.get(c) for c in RESOURCE_COLUMNS],
                              ("run_id", "resource"))
-        self._write_manifest(run.run_id, data)
+        self._write_manifest(data["run_id"], data)
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Manifests of the runs that did not finish (status running or interrupted) and that no later run
+        has resumed or gone past, newest first."""
+        with self._transaction():
+            rows = self._query("SELECT manifest FROM runs WHERE status IN ('running', 'interrupted') "
+                               "AND manifest IS NOT NULL ORDER BY started_at DESC, run_id DESC")
+        manifests = [json.loads(r["manifest"]) for r in rows]
+        return [m for m in manifests if not m.get("resumed_by") and not m.get("superseded_by")]
 
     def _upsert(self, table: str, columns: Sequence[str], values: Sequence[Any], key: Sequence[str]) -> None:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
