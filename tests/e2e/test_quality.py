@@ -312,3 +312,42 @@ resources: [{name: t, source: src, destination: db}]
     rejected = sorted((e["row"], e["column"], e["value"]) for path in (tmp_path / ".conduit" / "errors" / "t").glob(
         "*.jsonl") for e in map(json.loads, path.read_text().splitlines()))
     assert rejected == [(2, "n", "x"), (3, "n", None), (4, "d", "soon")]
+
+
+def test_replay_keeps_the_high_water_mark_and_takes_the_lock(tmp_path: Path, cli: CliRunner) -> None:
+    """A replay committed a state without the mark, so the next incremental run loaded everything again (7 rows
+    for 4 ids); and it ran beside a run of the same resource."""
+    (tmp_path / "in.csv").write_text("id,email\n1,a@x.com\n2,bad\n3,c@x.com\n4,d@x.com\n", encoding="utf-8")
+    (tmp_path / "ingest.yml").write_text("""\
+sources: [{name: src, type: csv, path: in.csv}]
+destinations: [{name: db, type: duckdb, path: out.duckdb}]
+resources:
+  - name: users
+    source: src
+    destination: db
+    incremental_column: id
+    quality_checks: [{column: email, check: regex, pattern: '.+@.+', action: dlq}]
+""", encoding="utf-8")
+    first = cli("run", "--no-progress", "--json")
+    assert first.returncode == 0, first.stderr
+    run_id = json.loads(first.stdout)["run_id"]
+    fixed = [dict(e["record"], email="b@x.com") for e in _dlq(tmp_path)]
+    (tmp_path / "fixed.jsonl").write_text("\n".join(json.dumps(r) for r in fixed) + "\n", encoding="utf-8")
+
+    from conduit_core.config.loader import load_config
+    from conduit_core.state import open_store
+
+    with open_store(load_config(tmp_path / "ingest.yml")).lock(["users"], "a-run-in-progress"):
+        locked = cli("dlq", "replay", "users", "--run", run_id, "--file", "fixed.jsonl")
+    assert locked.returncode == 5, locked.stdout + locked.stderr
+    assert "being run by another conduit process" in locked.stderr
+    replayed = cli("dlq", "replay", "users", "--run", run_id, "--file", "fixed.jsonl")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    state = json.loads(cli("state", "show", "users", "--json").stdout)[0]
+    assert state["high_water_mark"] == "4"
+    again = cli("run", "--no-progress", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["resources"][0]["rows_filtered"] == 4
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT id, email FROM users ORDER BY id").fetchall() == [
+            (1, "a@x.com"), (2, "b@x.com"), (3, "c@x.com"), (4, "d@x.com")]

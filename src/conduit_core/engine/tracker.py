@@ -22,8 +22,10 @@ class LoadTracker:
 
     def __init__(self, resource: str, run_id: str, checkpoint: CheckpointConfig,
                  incremental: IncrementalConfig | None, saved: ResumeState | None, *, resume: bool,
-                 target: str | None = None) -> None:
+                 target: str | None = None, carry: ResumeState | None = None) -> None:
         self.resource = resource
+        #: A state whose high-water mark this load keeps without filtering by it (``conduit dlq replay``).
+        self.carry = carry
         self.run_id = run_id
         self.target = target
         self.checkpoint = checkpoint
@@ -106,6 +108,8 @@ class LoadTracker:
                                            *result.files_read])),
             updated_at=now(),
         )
+        if self.filter is None and self.carry is not None:
+            state.incremental_column, state.mark = self.carry.incremental_column, self.carry.mark
         if self.filter is not None:
             state.incremental_column = self.filter.column
             mark = self.filter.new_mark() if final else self.filter.mark
