@@ -295,11 +295,12 @@ def dlq_replay(
     """Send rejected rows (or corrected ones) through the same checks and coercion into the destination.
     Exit 1 if some are rejected again."""
     from conduit_core.cli.dlq_cmd import replay_command
-    from conduit_core.engine.cancel import stopping_on_signals
+    from conduit_core.engine.cancel import in_worker, stopping_on_signals
     from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
 
     with handled(debug), stopping_on_signals():
-        rejected = replay_command(file, resource, run_id=run_id, fixed=fixed, json_output=json_output)
+        rejected = in_worker(lambda: replay_command(file, resource, run_id=run_id, fixed=fixed,
+                                                    json_output=json_output))
     raise typer.Exit(EXIT_RUN_FAILED if rejected else EXIT_OK)
 
 

@@ -23,8 +23,9 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="conduit: %(message)s")
     config = load_config(file)
     dry_run = options.dry_run
+    sink = make_progress(progress)
     with cancel.stopping_on_signals():
-        result = run(config, options, progress=make_progress(progress))
+        result = cancel.in_worker(lambda: run(config, options, progress=sink))
     if debug:
         for r in result.resources:
             if r.exception is not None:

@@ -2,6 +2,9 @@
 
 A signal handler that raised an exception (Python's default for SIGINT) would land anywhere: inside a
 driver call, in the middle of a commit's bookkeeping, in a thread-join. The handler here only sets a flag.
+And a handler runs only when the main thread runs Python code, which it does not while a driver waits
+(on a lock, on the network): so the work runs in a worker thread (:func:`in_worker`), and the main thread
+only waits for it, ready to take a signal at any moment.
 The engine looks at it where stopping is safe (between batches, while waiting for the source or for the
 destination to take a batch, between retries, between preflight checks) and raises :class:`Cancelled`
 there; the load in progress is rolled back to its last checkpoint, the run is recorded as interrupted,
@@ -15,8 +18,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TypeVar
 
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
@@ -105,3 +109,26 @@ def stopping_on_signals(message: str = "stopping after the current batch; signal
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+R = TypeVar("R")
+
+
+def in_worker(work: Callable[[], R]) -> R:
+    """``work()`` in a worker thread while the main thread stays free for signals; its result or its error."""
+    outcome: list[R] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="conduit-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.2)
+    if failure:
+        raise failure[0]
+    return outcome[0]

@@ -305,20 +305,17 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
     with contextlib.ExitStack() as stack:
         stack.enter_context(store.lock([r.name for r in selected], run_result.run_id))
         unfinished = history.find_unfinished(config, store, [r.name for r in selected])
-        if unfinished is not None and options.resume:
-            run_result.resumes = unfinished.run_id
-            if not options.resources:  # the interrupted run's resources (those still configured)
-                selected = [r for r in selected if r.name in unfinished.planned]
+        if unfinished is not None and options.resume and not options.resources:
+            # The interrupted run's resources (those still configured).
+            selected = [r for r in selected if r.name in unfinished.planned]
         run_result.planned = [r.name for r in selected]
         recorded = False
         try:
             sessions = _open_sessions(config, selected, options, run_result.run_id, store,
                                       unfinished if options.resume else None, results)
-            if unfinished is not None:
-                history.link(store, unfinished, run_result.run_id, resumed=options.resume)
             store.record(run_result)  # running: a kill from here on leaves a trace
             recorded = True
-            _execute(config, selected, sessions, results, options, progress, store, run_result)
+            _execute(config, selected, sessions, results, options, progress, store, run_result, unfinished)
         except Cancelled as exc:
             run_result.interrupted = exc.name
         except BaseException as exc:
@@ -338,10 +335,13 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
 
 def _execute(config: IngestConfig, selected: Sequence[ResourceConfig], sessions: dict[str, LoadSession],
              results: dict[str, ResourceResult], options: RunOptions, progress: ProgressSink, store: StateStore,
-             run_result: RunResult) -> None:
+             run_result: RunResult, unfinished: history.Unfinished | None) -> None:
     """Preflight, then each resource in order, recording the run after each one."""
     if not options.skip_preflight and not _preflight(config, list(sessions.values()), run_result):
         return  # no resource writes anything (recorded as failed, with the report)
+    if unfinished is not None:  # only a run that goes on to load continues (or supersedes) the interrupted one
+        history.link(store, unfinished, run_result.run_id, resumed=options.resume)
+        run_result.resumes = unfinished.run_id if options.resume else None
     for resource in selected:
         result = results[resource.name]
         run_result.resources.append(result)
