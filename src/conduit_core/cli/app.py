@@ -125,7 +125,8 @@ def connectors(json_output: JsonOpt = False) -> None:
 @app.command()
 def manifest(
     file: FileOpt = DEFAULT_FILE,
-    status: Annotated[str | None, typer.Option("--status", help="success, partial_success or failed.")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="success, partial_success, failed, interrupted or running.")] = None,
     resource: Annotated[str | None, typer.Option("--resource", help="Only runs that included this resource.")] = None,
     last: Annotated[int, typer.Option("--last", min=1, help="Show at most N runs.")] = 10,
     json_output: JsonOpt = False,
@@ -138,7 +139,7 @@ def manifest(
     from conduit_core.state import open_store
 
     with handled(debug):
-        valid = ("success", "partial_success", "failed")
+        valid = ("success", "partial_success", "failed", "interrupted", "running")
         if status is not None and status not in valid:
             msg = f"--status must be one of {', '.join(valid)} (got {status!r})"
             raise ConfigError(msg)

@@ -16,7 +16,8 @@ from conduit_core.state.resume import ResumeState
 
 
 def _summary(state: ResumeState) -> dict[str, Any]:
-    position = {k: v for k, v in (state.position or {}).items() if k != "after"}
+    # Where the load resumes: file and row, or the keyset column and value (not the digests a resume checks).
+    position = {k: v for k, v in (state.position or {}).items() if k in ("file", "row", "column")}
     if state.position and "after" in state.position:
         position["after"] = state.position["after"].get("value")
     return {

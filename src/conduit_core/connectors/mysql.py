@@ -137,6 +137,10 @@ class MySQLSource(BaseSource):
         con = connect(self.options, cursorclass=pymysql.cursors.SSCursor)
         try:
             with con.cursor() as cur:
+                # An unbuffered result waits on the server while other resources load or preflight runs:
+                # the default net_write_timeout (60 s) would drop the connection under it.
+                cur.execute("SET SESSION net_write_timeout = 3600")
+            with con.cursor() as cur:
                 try:
                     sql, params = self._sql(request)
                     cur.execute(sql, params or None)
