@@ -302,3 +302,26 @@ def test_server_refusals_are_not_retried(tmp_path: Path, cli: CliRunner, postgre
     assert report["retries"] == 0
     assert "no_such_database_here" in report["error"]
     assert report["error_type"] == "FatalError"
+
+
+def test_a_schema_that_does_not_exist_yet_is_created_by_the_load(tmp_path: Path, cli: CliRunner,
+                                                                 write_config: Callable[[str], Path], pg: Any,
+                                                                 postgres_dsn: str) -> None:
+    """Preflight failed with 'unexpected ProgrammingError: schema ... does not exist' (reported as a bug) although
+    the load itself creates the schema."""
+    schema = f"{pg.schema}_new"
+    _csv(tmp_path / "in.csv", 25)
+    write_config(f"""\
+    sources: [{{name: csv, type: csv, path: in.csv}}]
+    destinations: [{{name: pgd, type: postgresql, dsn: "{postgres_dsn}", schema: {schema}}}]
+    resources: [{{name: items, source: csv, destination: pgd}}]
+    """)
+    try:
+        validated = cli("validate")
+        assert validated.returncode == 0, validated.stdout + validated.stderr
+        assert "target will be created" in validated.stdout
+        result = cli("run", "--no-progress")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert pg.execute(f'SELECT count(*), count(DISTINCT id) FROM "{schema}".items').fetchone() == (25, 25)
+    finally:
+        pg.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
