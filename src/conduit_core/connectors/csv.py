@@ -26,7 +26,7 @@ from conduit_core.connectors.csv_sniff import Dialect, sniff
 from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.schema.exact import Inexact, convert, decide, is_number
+from conduit_core.schema.exact import Inexact, convert_columns, decide, is_number
 from conduit_core.schema.model import Column, TableSchema
 from conduit_core.schema.types import type_name
 
@@ -193,23 +193,18 @@ class CsvSource(BaseSource):
     def _exact(self, data: pa.RecordBatch, numbers: dict[str, pa.DataType], path: Path, dialect: Dialect,
                row: int) -> pa.RecordBatch:
         """``data`` with its number columns converted from text without changing a value."""
-        for name, target in numbers.items():
-            if pa.types.is_string(target):
-                continue
-            index = data.schema.get_field_index(name)
-            try:
-                converted = convert(data.column(index), target)
-            except Inexact as exc:
-                from conduit_core.connectors.csv_locate import line_of_row
 
-                at = row + exc.index + 1
-                msg = (f"value {exc.value!r} {exc.why}: the column was typed {type_name(target)} from the first "
-                       "rows of the file, and a value is never rounded or cut to fit a type")
-                raise DataError(msg, file=str(path), line=line_of_row(path, dialect, self.options, at), row=at,
-                                column=name, hint=f"declare the column's type on the source, e.g. column_types: "
-                                                  f"{{{name}: string}}") from None
-            data = data.set_column(index, pa.field(name, target), converted)
-        return data
+        def fail(name: str, target: pa.DataType, exc: Inexact) -> DataError:
+            from conduit_core.connectors.csv_locate import line_of_row
+
+            at = row + exc.index + 1
+            msg = (f"value {exc.value!r} {exc.why}: the column was typed {type_name(target)} from the first "
+                   "rows of the file, and a value is never rounded or cut to fit a type")
+            return DataError(msg, file=str(path), line=line_of_row(path, dialect, self.options, at), row=at,
+                             column=name, hint=f"declare the column's type on the source, e.g. column_types: "
+                                               f"{{{name}: string}}")
+
+        return convert_columns(data, numbers, fail)
 
     def _forced(self, field: pa.Field) -> pa.DataType:
         """A column's type after a first look: text when inference is off (unless declared), and for

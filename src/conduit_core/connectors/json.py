@@ -26,7 +26,7 @@ from conduit_core.connectors.duckdb import arrow_batches
 from conduit_core.connectors.file_destination import FileDestination
 from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
 from conduit_core.errors import DataError
-from conduit_core.schema.exact import Inexact, NumberText, convert
+from conduit_core.schema.exact import Inexact, NumberText, convert_columns
 from conduit_core.schema.types import type_name
 
 JsonFormat = Literal["auto", "array", "ndjson"]
@@ -173,19 +173,13 @@ class JsonSource(BaseSource):
 
 def _exact(data: pa.RecordBatch, numbers: dict[str, pa.DataType], path: Path, row: int) -> pa.RecordBatch:
     """``data`` with its number columns converted from their JSON text without changing a value."""
-    for name, target in numbers.items():
-        if pa.types.is_string(target):
-            continue
-        index = data.schema.get_field_index(name)
-        try:
-            converted = convert(data.column(index), target)
-        except Inexact as exc:
-            msg = (f"value {exc.value} {exc.why} ({type_name(target)}); a value is never rounded or cut to fit "
-                   "a type")
-            raise DataError(msg, file=str(path), row=row + exc.index + 1, column=name,
-                            hint="declare the key's type in the resource's `schema:` (e.g. string)") from None
-        data = data.set_column(index, pa.field(name, target), converted)
-    return data
+
+    def fail(name: str, target: pa.DataType, exc: Inexact) -> DataError:
+        msg = f"value {exc.value} {exc.why} ({type_name(target)}); a value is never rounded or cut to fit a type"
+        return DataError(msg, file=str(path), row=row + exc.index + 1, column=name,
+                         hint="declare the key's type in the resource's `schema:` (e.g. string)")
+
+    return convert_columns(data, numbers, fail)
 
 
 def _read_error(exc: Exception, path: Path) -> DataError:

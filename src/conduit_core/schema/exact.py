@@ -227,3 +227,19 @@ def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
             raise Inexact(index, text[index].as_py(), target,
                           "cannot be held exactly by a float64 (too many digits, or beyond its range)")
     return values
+
+
+def convert_columns(data: pa.RecordBatch, numbers: dict[str, pa.DataType],
+                    fail: Callable[[str, pa.DataType, Inexact], Exception]) -> pa.RecordBatch:
+    """``data`` with its ``numbers`` columns (text) converted by :func:`convert`; ``fail(column, type, inexact)``
+    makes the error a reader raises for a value that would change."""
+    for name, target in numbers.items():
+        if pa.types.is_string(target):
+            continue
+        index = data.schema.get_field_index(name)
+        try:
+            converted = convert(data.column(index), target)
+        except Inexact as exc:
+            raise fail(name, target, exc) from None
+        data = data.set_column(index, pa.field(name, target), converted)
+    return data
