@@ -9,6 +9,7 @@ from itertools import islice
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conduit_core.errors import DataError
 
@@ -72,13 +73,19 @@ def _fits(array: pa.Array, target: pa.DataType) -> pa.Array | None:
         return pa.nulls(len(array), target)
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
     both_numbers = any(f(array.type) for f in numeric) and any(f(target) for f in numeric)
-    both_times = pa.types.is_timestamp(array.type) and pa.types.is_timestamp(target)
+    both_times = (pa.types.is_timestamp(array.type) and pa.types.is_timestamp(target)
+                  and (array.type.tz is None) == (target.tz is None))  # naive and zoned are different instants
     if not (both_numbers or both_times):
         return None
     try:
-        return array.cast(target, safe=True)
+        fitted = array.cast(target, safe=True)
+        # Arrow's safe cast still rounds a float to a decimal's scale and a decimal to a float: the values
+        # must come back unchanged.
+        back = fitted.cast(array.type, safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+    same = pc.fill_null(pc.equal(back, array), True)
+    return fitted if pc.all(same).as_py() else None
 
 
 def records_to_batch(records: Sequence[Mapping[str, Any]], schema: pa.Schema | None = None,

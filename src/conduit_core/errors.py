@@ -166,5 +166,9 @@ def environment_problem(exc: BaseException | None) -> EnvironmentProblemError | 
                 f"cannot write{where}: the file system or directory is read-only or not accessible: "
                 f"{text.strip().splitlines()[0][:300]}",
                 hint="make the directory writable, or choose another destination `path:` or `settings.state_dir`")
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        # Causes, and the error being handled only behind one that merely reports an aborted transaction
+        # (DuckDB's answer to the statement after a full disk): another error raised while handling a full
+        # disk is not itself about the disk.
+        follow_on = "transaction is aborted" in text.lower() or "please rollback" in text.lower()
+        exc, seen = exc.__cause__ or (exc.__context__ if follow_on else None), seen + 1
     return None

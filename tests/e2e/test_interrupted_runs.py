@@ -365,3 +365,90 @@ def test_a_consume_once_source_is_read_once(tmp_path: Path, write_config: Callab
     assert len(calls) == 1
     assert _duck(tmp_path / "out.duckdb", "SELECT id FROM messages ORDER BY id").column("id").to_pylist() == list(
         range(10))
+
+
+_PAUSE_IN_PREFLIGHT = """\
+    import sys, time
+    from conduit_core.engine import runner
+    checked = runner.preflight
+    def pause(*args, **kwargs):
+        sys.stderr.write("IN PREFLIGHT\\n"); sys.stderr.flush()
+        time.sleep(120)
+        return checked(*args, **kwargs)
+    runner.preflight = pause
+    from conduit_core.cli.app import main
+    sys.argv = ["conduit", *sys.argv[1:]]
+    main()
+"""
+
+
+def _two_resources(tmp_path: Path, extra: str = "") -> pa.Table:
+    expected = _write_csv(tmp_path / "in.csv")
+    (tmp_path / "ingest.yml").write_text(f"""\
+sources: [{{name: src, type: csv, path: in.csv}}]
+destinations: [{{name: dst, type: duckdb, path: out.duckdb}}]
+resources:
+  - {{name: first, source: src, destination: dst, table: one, checkpoint: {{every_rows: 2000}}}}
+  - {{name: second, source: src, destination: dst, table: two, checkpoint: {{every_rows: 2000}}}}
+{extra}""", encoding="utf-8")
+    proc = _conduit(tmp_path, "--batch-size", "500")
+    _wait(lambda: (_committed(tmp_path / ".conduit" / "state.db", "second") or 0) > 0, proc,
+          "the second resource's first checkpoint")
+    proc.kill()
+    proc.communicate()
+    return expected
+
+
+def test_a_resume_killed_before_it_loads_keeps_the_chain(tmp_path: Path, cli: CliRunner) -> None:
+    """Fault injection (said here): a wrapper pauses the second --resume in preflight, where it is killed. The
+    third --resume must still skip `first` (completed in the first run), not load it a second time."""
+    expected = _two_resources(tmp_path)
+    (tmp_path / "paused.py").write_text(textwrap.dedent(_PAUSE_IN_PREFLIGHT), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "paused.py", "run", "--resume", "--no-progress", "--batch-size", "500"],
+                            cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "NO_COLOR": "1"})
+    assert proc.stderr is not None
+    while "IN PREFLIGHT" not in (line := proc.stderr.readline()):
+        assert line, proc.communicate()
+    proc.kill()
+    proc.communicate()
+    resumed = cli("run", "--resume", "--no-progress", "--batch-size", "500", "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    statuses = {r["resource"]: r["status"] for r in json.loads(resumed.stdout)["resources"]}
+    assert statuses == {"first": "skipped", "second": "success"}
+    for table in ("one", "two"):
+        _assert_exact(_duck(tmp_path / "out.duckdb", f"SELECT * FROM {table}"), expected)
+
+
+def test_resuming_some_resources_leaves_the_rest_to_resume(tmp_path: Path, cli: CliRunner) -> None:
+    """`conduit run second --resume` finishes one resource; the interrupted run stays open for the others, and a
+    later --resume skips both completed ones and runs only the one never reached."""
+    expected = _two_resources(tmp_path, extra="  - {name: third, source: src, destination: dst, table: three}\n")
+    only_second = cli("run", "second", "--resume", "--no-progress", "--batch-size", "500")
+    assert only_second.returncode == 0, only_second.stdout + only_second.stderr
+    rest = cli("run", "--resume", "--no-progress", "--batch-size", "500", "--json")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    statuses = {r["resource"]: r["status"] for r in json.loads(rest.stdout)["resources"]}
+    assert statuses == {"first": "skipped", "second": "skipped", "third": "success"}
+    for table in ("one", "two", "three"):
+        _assert_exact(_duck(tmp_path / "out.duckdb", f"SELECT * FROM {table}"), expected)
+
+
+def test_a_signal_during_preflight_exits_as_interrupted(tmp_path: Path, cli: CliRunner, pg: Any,
+                                                        postgres_dsn: str) -> None:
+    """The source's first batch takes seconds (pg_sleep): a SIGINT then is an interruption (130), not a preflight
+    problem (6)."""
+    slow = "SELECT g AS id, pg_sleep(0.01) IS NULL AS slept FROM generate_series(1, 2000) AS g"
+    (tmp_path / "ingest.yml").write_text(f"""\
+sources: [{{name: src, type: postgresql, dsn: "{postgres_dsn}", query: "{slow}"}}]
+destinations: [{{name: dst, type: duckdb, path: out.duckdb}}]
+resources: [{{name: load, source: src, destination: dst}}]
+""", encoding="utf-8")
+    proc = _conduit(tmp_path)
+    _wait(lambda: bool(pg.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.01)%' "
+                                  "AND pid <> pg_backend_pid()").fetchone()[0]), proc, "the source's query")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "preflight found" not in err
+    assert _manifests(cli)[0]["status"] == "interrupted"

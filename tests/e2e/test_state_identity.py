@@ -82,3 +82,62 @@ def test_a_state_that_does_not_say_its_target_is_refused(tmp_path: Path, cli: Cl
 def _tables(path: Path) -> set[Any]:
     with duckdb.connect(str(path), read_only=True) as con:
         return {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def test_two_full_refresh_loads_in_one_database_never_share_a_staging_table(tmp_path: Path, cli: CliRunner) -> None:
+    """The staging table was named after the resource: a second project's full refresh of a resource with the
+    same name dropped and refilled the first one's, and the first one's resume then published the second's rows."""
+    import signal as signals
+    import time
+
+    from tests.e2e.test_crash_resume import _committed, _conduit, _write_csv
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, table, rows in ((first, "orders_a", 200_000), (second, "orders_b", 500)):
+        folder.mkdir()
+        expected = _write_csv(folder / "in.csv") if rows > 500 else None
+        if expected is None:
+            (folder / "in.csv").write_text("id,name\n" + "".join(f"{i},b{i}\n" for i in range(rows)), encoding="utf-8")
+        (folder / "ingest.yml").write_text(f"""\
+sources: [{{name: s, type: csv, path: in.csv}}]
+destinations: [{{name: d, type: duckdb, path: "{tmp_path / 'shared.duckdb'}"}}]
+resources: [{{name: orders, source: s, destination: d, table: {table}, mode: full_refresh,
+              checkpoint: {{every_rows: 2000}}}}]
+""", encoding="utf-8")
+        if folder == first:
+            proc = _conduit(first, "--batch-size", "500")
+            deadline = time.monotonic() + 60
+            while (_committed(first / ".conduit" / "state.db", "orders") or 0) < 10_000:
+                assert proc.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            proc.send_signal(signals.SIGKILL)
+            proc.communicate()
+            ids = list(range(1, 200_001))
+    assert cli("run", "--no-progress", cwd=second).returncode == 0
+    resumed = cli("run", "--resume", "--no-progress", "--batch-size", "500", cwd=first)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with duckdb.connect(str(tmp_path / "shared.duckdb"), read_only=True) as con:
+        assert [r[0] for r in con.sql("SELECT id FROM orders_a ORDER BY id").fetchall()] == ids
+        assert con.sql("SELECT count(*) FROM orders_b").fetchall() == [(500,)]
+        assert con.sql("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_conduit_stage_%'"
+                       ).fetchall() == [(0,)]
+
+
+def test_resetting_one_resource_of_a_shared_file_keeps_the_others_state(tmp_path: Path, cli: CliRunner) -> None:
+    """Two resources append to one CSV; `state reset a` deleted the whole state directory, with b's mark."""
+    (tmp_path / "a.csv").write_text("id,name\n1,a\n2,a\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("id,name\n10,b\n11,b\n", encoding="utf-8")
+    (tmp_path / "ingest.yml").write_text("""\
+sources: [{name: a, type: csv, path: a.csv}, {name: b, type: csv, path: b.csv}]
+destinations: [{name: d, type: csv, path: out.csv}]
+resources:
+  - {name: a, source: a, destination: d, mode: append}
+  - {name: b, source: b, destination: d, mode: append, incremental_column: id}
+""", encoding="utf-8")
+    assert cli("run", "--no-progress").returncode == 0
+    assert cli("state", "reset", "a").returncode == 0
+    again = cli("run", "b", "--no-progress", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["resources"][0]["rows_filtered"] == 2  # b's mark (11) is still there
+    assert (tmp_path / "out.csv").read_text().splitlines() == ['"id","name"', '1,"a"', '2,"a"', '10,"b"', '11,"b"']

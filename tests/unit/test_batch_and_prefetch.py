@@ -93,3 +93,16 @@ def test_integers_are_never_turned_into_doubles() -> None:
     assert records_to_batch([{"x": 3}], doubles).column(0).to_pylist() == [3.0]
     with pytest.raises(DataError, match="1152921504606846977"):
         records_to_batch([{"x": 2**60 + 1}], doubles)
+
+
+def test_a_later_value_must_survive_the_cast_unchanged() -> None:
+    """Arrow's safe cast still rounds a float to a decimal's scale: 2.5 into decimal(38, 0) would become 2."""
+    decimals = pa.schema([("x", pa.decimal128(38, 0))])
+    with pytest.raises(DataError, match=r"2\.5"):
+        records_to_batch([{"x": 2.5}], decimals)
+    assert records_to_batch([{"x": 3.0}], decimals).column(0).to_pylist() == [Decimal(3)]
+    zoned = pa.schema([("at", pa.timestamp("us", "UTC"))])
+    from datetime import datetime
+
+    with pytest.raises(DataError):  # a naive time is not an instant: never read as UTC
+        records_to_batch([{"at": datetime(2024, 1, 1, 12)}], zoned)

@@ -30,7 +30,7 @@ def run_command(file: Path, options: RunOptions, *, progress: bool, json_output:
         for r in result.resources:
             if r.exception is not None:
                 err.print("".join(traceback.format_exception(r.exception)), markup=False)
-    if result.preflight is not None and not result.preflight["ok"]:
+    if result.preflight is not None and not result.preflight["ok"] and result.status is not Status.INTERRUPTED:
         _preflight_failed(result, json_output=json_output)
     if json_output:
         print_json(result.to_dict())

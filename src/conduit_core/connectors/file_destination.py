@@ -204,4 +204,6 @@ class FileDestination(BaseDestination):
         return self._parts(target).load()
 
     def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
-        self._parts(target).discard()
+        files = self._parts(target)
+        files.load()  # the other resources' states in the file stay
+        files.discard()

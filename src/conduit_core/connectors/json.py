@@ -96,6 +96,11 @@ class JsonSource(BaseSource):
         try:
             files = expand(self.options.path)
             layout = self._layout(con, files)
+            if request.schema is not None:
+                # Resuming: the numbers keep the types the load started with (a value that no longer fits
+                # them fails), even if the files grew since.
+                started = {f.name: f.type for f in request.schema}
+                layout = _Layout(layout.columns, {k: started.get(k, t) for k, t in layout.numbers.items()})
             listing = Listing(files)
             for path, skip, last in resume_files(files, request.resume_position):
                 yield from skip_rows(self._read_file(con, path, request, layout, listing.marks(path)), skip, last)

@@ -8,6 +8,7 @@ rolls back, so readers see either the old or the new contents.
 
 from __future__ import annotations
 
+import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -150,8 +151,9 @@ class SqlDestination(BaseDestination):
         self._write_table = table
         if target.mode is WriteMode.FULL_REFRESH:
             # Rows go to a staging table that replaces the target at the end: until then the
-            # old table stays whole, through any number of checkpoints.
-            self._write_table = f"{self._stage_prefix}{target.resource}"
+            # old table stays whole, through any number of checkpoints. Its name is the load's own (kept in
+            # the state), so two loads into one database never share one.
+            self._write_table = self._stage_name(target)
             if target.resume is None:
                 self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._write_table)}")
                 self._create(self._qualified(self._write_table), schema, "CREATE TABLE")
@@ -190,10 +192,17 @@ class SqlDestination(BaseDestination):
     def _finish_inserts(self) -> None:
         """Wait for inserts that run asynchronously (see DuckDB); raise their error."""
 
+    def _stage_name(self, target: WriteTarget) -> str:
+        if target.resume is not None:  # the resumed load's stage (states of an earlier conduit: by resource)
+            return target.resume.stage or f"{self._stage_prefix}{target.resource}"
+        return f"{self._stage_prefix}{uuid.uuid4().hex[:16]}"
+
     def commit(self) -> None:
         self._publish(None, final=True)
 
     def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
+        staged = self.target.mode is WriteMode.FULL_REFRESH and not final
+        state.stage = self._write_table if staged else None
         self._publish(state, final=final)
 
     def _publish(self, state: ResumeState | None, *, final: bool) -> None:
@@ -258,7 +267,8 @@ class SqlDestination(BaseDestination):
         self._connect()
         try:
             self._execute("BEGIN")
-            self._execute(f"DROP TABLE IF EXISTS {self._qualified(self._stage_prefix + target.resource)}")
+            stage = state.stage or self._stage_prefix + target.resource
+            self._execute(f"DROP TABLE IF EXISTS {self._qualified(stage)}")
             for key, _ in self._state_rows(target):
                 self._execute(f"DELETE FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?", (key,))
             self._execute("COMMIT")

@@ -109,6 +109,7 @@ def stopping_on_signals(message: str = "stopping after the current batch; signal
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        TOKEN.clear()  # a later run in this process starts afresh
 
 
 R = TypeVar("R")

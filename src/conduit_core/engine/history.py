@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conduit_core.config.models import IngestConfig, ResourceConfig
-from conduit_core.engine.results import Status
+from conduit_core.engine.results import RunResult, Status
 from conduit_core.state.resume import ResumeState
 from conduit_core.state.store import StateStore, now
 
@@ -33,6 +33,8 @@ class Unfinished:
 
     run_id: str
     planned: list[str]
+    #: When the oldest run of the chain started: a load completed after it needs no doing again.
+    started_at: str = ""
     #: Resource -> the run of the chain in which its load completed.
     completed: dict[str, str] = field(default_factory=dict)
     #: This run and the runs it resumed, newest first.
@@ -59,12 +61,13 @@ def _committed_state(config: IngestConfig, name: str) -> ResumeState | None:
             destination.close()
 
 
-def _settle(config: IngestConfig, store: StateStore, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Record a run found still ``running`` (its process is gone) as interrupted, with what it committed."""
+def _settle(config: IngestConfig, store: StateStore, manifest: dict[str, Any], locked: Sequence[str]) -> dict[str, Any]:
+    """Record a run found still ``running`` (its process is gone) as interrupted, with what it committed (read
+    for the resources this process holds the locks of: reading a state may complete a file's publish)."""
     run_id = manifest["run_id"]
     recorded = {r["resource"] for r in manifest.get("resources", [])}
     for name in manifest.get("planned", []):
-        if name in recorded:
+        if name in recorded or name not in locked:
             continue
         state = _committed_state(config, name)
         if state is None or state.run_id != run_id:
@@ -95,12 +98,14 @@ def find_unfinished(config: IngestConfig, store: StateStore, locked: Sequence[st
     manifests = [m for m in store.unfinished_runs() if set(m.get("planned", [])) & set(locked)]
     if not manifests:
         return None
-    settled = [_settle(config, store, m) if m.get("status") == str(Status.RUNNING) else m for m in manifests]
+    settled = [_settle(config, store, m, locked) if m.get("status") == str(Status.RUNNING) else m
+               for m in manifests]
     latest = settled[0]
     found = Unfinished(latest["run_id"], list(latest.get("planned", [])))
     manifest: dict[str, Any] | None = latest
     while manifest is not None and len(found.chain) < 1000:
         found.chain.append(manifest["run_id"])
+        found.started_at = manifest["started_at"]
         for r in manifest.get("resources", []):
             if r["resource"] not in found.completed and (
                     Status(r["status"]).completed or r.get("completed_in")):
@@ -117,19 +122,26 @@ def completed_in(unfinished: Unfinished | None, resource: ResourceConfig, state:
         return None
     if resource.name in unfinished.completed:
         return unfinished.completed[resource.name]
-    if state is not None and not state.in_progress and state.run_id in unfinished.chain:
+    if state is not None and not state.in_progress and (
+            state.run_id in unfinished.chain or (state.updated_at and state.updated_at >= unfinished.started_at)):
+        # Completed by the chain, or since it started (a run of some of its resources, e.g. `run y --resume`).
         return state.run_id
     return None
 
 
-def link(store: StateStore, unfinished: Unfinished, run_id: str, *, resumed: bool) -> None:
-    """Record on the interrupted run which run continued it (``--resume``) or went past it (a new run of
-    its resources): either way, a later ``--resume`` no longer goes back to it."""
-    manifest = store.manifest(unfinished.run_id)
-    if manifest is not None:
-        manifest["resumed_by" if resumed else "superseded_by"] = run_id
-        store.record_manifest(manifest)
-        if not resumed:
-            log.warning("run %s was interrupted (completed: %s); this run loads its resources again. "
-                        "`conduit run --resume` would have continued it instead", unfinished.run_id,
-                        ", ".join(sorted(unfinished.completed)) or "none")
+def link(store: StateStore, unfinished: Unfinished, run: RunResult, *, resumed: bool) -> None:
+    """Record on the interrupted run (and the runs of its chain) that ``run`` continued it (``--resume``) or
+    went past it (a run of its resources without ``--resume``), so a later ``--resume`` does not go back to it.
+    A run of only some of its resources leaves it open: the others may still be resumed."""
+    remaining = set(unfinished.planned) - set(unfinished.completed)
+    if not remaining <= set(run.planned):
+        return
+    for run_id in unfinished.chain:
+        manifest = store.manifest(run_id)
+        if manifest is not None and not manifest.get("resumed_by") and not manifest.get("superseded_by"):
+            manifest["resumed_by" if resumed else "superseded_by"] = run.run_id
+            store.record_manifest(manifest)
+    if not resumed:
+        log.warning("run %s was interrupted (completed: %s); this run loads its resources again. "
+                    "`conduit run --resume` would have continued it instead", unfinished.run_id,
+                    ", ".join(sorted(unfinished.completed)) or "none")

@@ -148,6 +148,11 @@ class _ResourceChecks:
 
 def _resource(config: IngestConfig, session: LoadSession, report: PreflightReport) -> None:
     checks, name = _ResourceChecks(config, session), session.resource.name
+    if session.state_error is not None:
+        # Where the load would resume is unknown: its source is not read (a batch read now could be lost).
+        report.checks.append(Check(name, "saved state", False, redact(f"cannot read it: {session.state_error}")))
+        _check(report, name, "destination", checks.destination)
+        return
     if _check(report, name, "source", checks.source):
         _check(report, name, "source readable", checks.source_readable)
     destination_ok = _check(report, name, "destination", checks.destination)

@@ -173,7 +173,7 @@ def _fail(result: ResourceResult, exc: BaseException) -> None:
 
 
 def _run_resource(config: IngestConfig, session: LoadSession, options: RunOptions, progress: ProgressSink,
-                  store: StateStore, result: ResourceResult) -> None:
+                  store: StateStore, result: ResourceResult, unfinished: history.Unfinished | None) -> None:
     """Load one resource, retrying transient failures; fill ``result`` (never raises but to stop the run)."""
     resource, run_id = session.resource, session.run_id
     started = time.perf_counter()
@@ -184,7 +184,14 @@ def _run_resource(config: IngestConfig, session: LoadSession, options: RunOption
                 result.retries = attempt.retry_state.attempt_number - 1
                 if current is not None and current.tracker is None:  # its state could not be read up front
                     current.close()
-                    current = _fresh_session(config, resource, options, run_id, store, result, resume=options.resume)
+                    current = LoadSession(config, resource, run_id, full_refresh=options.full_refresh,
+                                          batch_size=options.batch_size)
+                    verdict = _decide(current, result, options, store, unfinished)
+                    if verdict == "":
+                        return
+                    if verdict is not None:
+                        raise StateError(verdict, hint="resume it with `conduit run --resume`, or discard it with "
+                                                       f"`conduit state reset {resource.name}`")
                 elif current is None:  # a retry: it continues this run's own checkpoints
                     _reset_counts(result)
                     current = _fresh_session(config, resource, options, run_id, store, result, resume=True)
@@ -216,6 +223,34 @@ def _reset_counts(result: ResourceResult) -> None:
     result.files_read = []
 
 
+def _decide(session: LoadSession, result: ResourceResult, options: RunOptions, store: StateStore,
+            unfinished: history.Unfinished | None) -> str | None:
+    """Read the resource's saved state and plan the load (None); or skip it, because its load completed in the
+    run being resumed (``""``, ``result`` marked skipped); or refuse it (the reason). Raises a
+    :class:`ConduitError` when the state cannot be read."""
+    resource = session.resource
+    try:
+        saved = session.read_state(store)
+    except StateError as exc:
+        if not options.full_refresh:
+            return f"{exc.message} ({exc.hint})"
+        saved = session.destination.read_state(session.target)  # reloading from scratch: it goes
+    done = history.completed_in(unfinished, resource, saved) if options.resume else None
+    if done is not None:
+        result.status, result.completed_in = Status.SKIPPED, done
+        log.warning("[%s] skipped: its load completed in run %s, which this run resumes", resource.name, done)
+        return ""
+    if options.full_refresh and saved is not None:
+        if saved.in_progress:
+            session.destination.discard_state(session.target, saved)
+        store.delete_state(resource.name)
+        session.saved = None
+    elif saved is not None and saved.in_progress and not options.resume:
+        return checkpoint_refusal(saved)
+    session.plan(result, resume=options.resume)
+    return None
+
+
 def _open_sessions(config: IngestConfig, selected: Sequence[ResourceConfig], options: RunOptions, run_id: str,
                    store: StateStore, unfinished: history.Unfinished | None,
                    results: dict[str, ResourceResult]) -> dict[str, LoadSession]:
@@ -232,31 +267,16 @@ def _open_sessions(config: IngestConfig, selected: Sequence[ResourceConfig], opt
             sessions[resource.name] = session
             result = results[resource.name] = _new_result(resource)
             try:
-                saved = session.read_state(store)
-            except StateError as exc:
-                if not options.full_refresh:
-                    refusals.append(f"{exc.message} ({exc.hint})")
-                    continue
-                saved = session.destination.read_state(session.target)  # reloading from scratch: it goes
-            except ConduitError:
-                continue  # unreachable now: the resource's own attempt reports it (and retries)
-            done = history.completed_in(unfinished, resource, saved) if options.resume else None
-            if done is not None:
-                result.status, result.completed_in = Status.SKIPPED, done
+                verdict = _decide(session, result, options, store, unfinished)
+            except ConduitError as exc:
+                # Unreachable now: preflight reports it; without preflight the attempt decides again (and retries).
+                session.state_error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+                continue
+            if verdict == "":
                 session.close()
                 del sessions[resource.name]
-                log.warning("[%s] skipped: its load completed in run %s, which this run resumes", resource.name,
-                            done)
-                continue
-            if options.full_refresh and saved is not None:
-                if saved.in_progress:
-                    session.destination.discard_state(session.target, saved)
-                store.delete_state(resource.name)
-                session.saved = None
-            elif saved is not None and saved.in_progress and not options.resume:
-                refusals.append(checkpoint_refusal(saved))
-                continue
-            session.plan(result, resume=options.resume)
+            elif verdict is not None:
+                refusals.append(verdict)
         if refusals:
             msg = "; ".join(refusals) + ". A run without --resume would load those rows again"
             raise StateError(msg, hint="continue with `conduit run --resume`, or discard with `conduit state reset "
@@ -293,6 +313,9 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
     """
     options = options or RunOptions()
     progress = progress or NoProgress()
+    if options.resume and options.full_refresh:
+        msg = "--resume continues loads and --full-refresh replaces them: use one of the two"
+        raise ConfigError(msg)
     selected = select_resources(config, options.resources)
     run_result = RunResult(run_id=uuid.uuid4().hex, config_file=str(config.file), started_at=_now(),
                            dry_run=options.dry_run)
@@ -305,9 +328,11 @@ def run(config: IngestConfig, options: RunOptions | None = None, *, progress: Pr
     with contextlib.ExitStack() as stack:
         stack.enter_context(store.lock([r.name for r in selected], run_result.run_id))
         unfinished = history.find_unfinished(config, store, [r.name for r in selected])
-        if unfinished is not None and options.resume and not options.resources:
-            # The interrupted run's resources (those still configured).
-            selected = [r for r in selected if r.name in unfinished.planned]
+        if unfinished is not None and options.resume:
+            # Recorded from the start: a run stopped before it loads still continues this chain.
+            run_result.resumes = unfinished.run_id
+            if not options.resources:  # the interrupted run's resources (those still configured)
+                selected = [r for r in selected if r.name in unfinished.planned]
         run_result.planned = [r.name for r in selected]
         recorded = False
         try:
@@ -340,14 +365,13 @@ def _execute(config: IngestConfig, selected: Sequence[ResourceConfig], sessions:
     if not options.skip_preflight and not _preflight(config, list(sessions.values()), run_result):
         return  # no resource writes anything (recorded as failed, with the report)
     if unfinished is not None:  # only a run that goes on to load continues (or supersedes) the interrupted one
-        history.link(store, unfinished, run_result.run_id, resumed=options.resume)
-        run_result.resumes = unfinished.run_id if options.resume else None
+        history.link(store, unfinished, run_result, resumed=options.resume)
     for resource in selected:
         result = results[resource.name]
         run_result.resources.append(result)
         session = sessions.pop(resource.name, None)
         if session is not None:
-            _run_resource(config, session, options, progress, store, result)
+            _run_resource(config, session, options, progress, store, result, unfinished)
         store.record(run_result)
 
 

@@ -78,6 +78,8 @@ class LoadSession:
                                    checkpoint_column=resource.checkpoint_column)
         self._stream: Iterator[Batch] | None = None
         self._first: list[Batch] = []
+        #: Why the saved state could not be read up front (preflight reports it; the attempt tries again).
+        self.state_error: str | None = None
 
     @property
     def target_id(self) -> str:

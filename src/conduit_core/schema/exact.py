@@ -63,6 +63,9 @@ def _heads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     if not pa.types.is_string(text.type):
         text = text.cast(pa.string())
     count = len(text)
+    if count == 0:
+        empty = np.zeros(0, dtype=np.uint8)
+        return empty, empty, empty, np.zeros(0, dtype=np.int32)
     _, offsets_buffer, data_buffer = text.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[text.offset:text.offset + count + 1]
     starts, lengths = offsets[:-1], np.diff(offsets)
@@ -94,6 +97,8 @@ def _significant_digits(text: pa.Array) -> pa.Array:
     """Digits of the mantissa after leading zeros (``-0.00120e5`` has 3): vectorised regular expressions,
     for the few values long enough to need it."""
     mantissa = pc.replace_substring_regex(text, pattern=r"[eE].*$", replacement="")
+    # Zeros that end a fraction say nothing about the value (1.5000000000000000 is 1.5).
+    mantissa = pc.replace_substring_regex(mantissa, pattern=r"(\.[0-9]*?)0+$", replacement=r"\1")
     digits = pc.replace_substring_regex(mantissa, pattern=r"[^0-9]", replacement="")
     return pc.utf8_length(pc.utf8_ltrim(digits, characters="0"))
 
