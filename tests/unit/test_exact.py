@@ -24,6 +24,7 @@ from conduit_core.schema.exact import Inexact, NumberText, convert, decide
     (["1e-400"], pa.float64(), pa.string()),             # nor is zero
     (["1" * 39], pa.float64(), pa.string()),             # more digits than any decimal128
     (["1.23456789012345678e5"], pa.float64(), pa.string()),  # exponent notation with 18 digits
+    ([" 12", "3 "], pa.int64(), pa.int64()),                # pyarrow reads them as numbers: so do we
 ])
 def test_decide_picks_a_type_that_holds_every_value(values: list[str | None], inferred: pa.DataType,
                                                      expected: pa.DataType) -> None:

@@ -43,6 +43,7 @@ from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalE
 from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.exact import refuse_finer_than
 from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import COMPLETE, IN_PROGRESS, ResumeState, state_key
 
@@ -305,6 +306,7 @@ class MySQLDestination(BaseDestination):
     def write_batch(self, batch: Batch) -> int:
         if batch.num_rows == 0:
             return 0
+        refuse_finer_than(batch.data, "us", batch.first_row, "MySQL")
         # Batches are gathered into chunks of ~16 MB, each rendered to CSV once and loaded by a
         # background thread while the next is gathered: the server's work overlaps with ours.
         if not self._pending:

@@ -44,6 +44,7 @@ from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalE
 from conduit_core.observe.redact import clip, redact
 from conduit_core.schema.declared import not_null
 from conduit_core.schema.diff import Change, ChangeKind
+from conduit_core.schema.exact import refuse_finer_than
 from conduit_core.schema.model import Column, TableSchema
 from conduit_core.state.resume import ResumeState, state_key
 
@@ -306,6 +307,7 @@ class PostgresDestination(BaseDestination):
             raise DataError(msg, hint=f"ALTER TABLE ... ADD PRIMARY KEY ({', '.join(target.primary_key)})")
 
     def write_batch(self, batch: Batch) -> int:
+        refuse_finer_than(batch.data, "us", batch.first_row, "PostgreSQL")
         try:
             self._loader().put(batch.data)
         except ConduitError:

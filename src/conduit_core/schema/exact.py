@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -78,6 +79,26 @@ def _heads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     last = data.size - 1
     heads = [np.where(lengths > k, data[np.minimum(starts + k, last)], 0) for k in range(3)]
     return heads[0], heads[1], heads[2], lengths
+
+
+_SPACE = (ord(" "), ord("\t"))
+
+
+def _trimmed(text: pa.Array) -> pa.Array:
+    """``text`` without the spaces around values: pyarrow reads `` 12`` as 12, so they are not part of a
+    number (checked on the first and last bytes; trimmed only where some value has them)."""
+    if not pa.types.is_string(text.type):
+        text = text.cast(pa.string())
+    if len(text) == 0 or text.null_count == len(text):
+        return text
+    first, _, _, lengths = _heads(text)
+    _, offsets_buffer, data_buffer = text.buffers()
+    ends = np.frombuffer(offsets_buffer, dtype=np.int32)[text.offset + 1:text.offset + len(text) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else None
+    last = np.where(lengths > 0, data[np.maximum(ends - 1, 0)], 0) if data is not None else first
+    if np.isin(first, _SPACE).any() or np.isin(last, _SPACE).any():
+        return pc.utf8_trim_whitespace(text)
+    return text
 
 
 def _digit(byte: np.ndarray) -> np.ndarray:
@@ -144,6 +165,7 @@ class NumberText:
 
     @classmethod
     def of(cls, text: pa.Array) -> NumberText:
+        text = _trimmed(text)
         valid = len(text) - text.null_count
         if not valid:
             return cls()
@@ -207,6 +229,7 @@ def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
     would not come out as written."""
     if pa.types.is_string(target):
         return text
+    text = _trimmed(text)
     zeros = _leading_zeros(text)
     if zeros.any():
         index = int(np.flatnonzero(zeros)[0])
@@ -248,3 +271,40 @@ def convert_columns(data: pa.RecordBatch, numbers: dict[str, pa.DataType],
             raise fail(name, target, exc) from None
         data = data.set_column(index, pa.field(name, target), converted)
     return data
+
+
+_UNITS = {"s": 0, "ms": 1, "us": 2, "ns": 3}
+
+
+def finer_than(data: pa.RecordBatch, unit: str) -> tuple[str, int, Any] | None:
+    """The first value (column, row index, value) of a timestamp or time column that ``unit`` cannot hold
+    (nanoseconds in a destination that keeps microseconds), or None. Whole microseconds convert unchanged."""
+    for field, column in zip(data.schema, data.columns, strict=True):
+        kind = field.type
+        if not (pa.types.is_timestamp(kind) or pa.types.is_time(kind) or pa.types.is_duration(kind)):
+            continue
+        if _UNITS.get(kind.unit, 0) <= _UNITS[unit]:
+            continue
+        target = (pa.timestamp(unit, kind.tz) if pa.types.is_timestamp(kind) else
+                  pa.time64(unit) if pa.types.is_time(kind) else pa.duration(unit))
+        back = pc.cast(pc.cast(column, target, safe=False), kind)
+        changed = pc.fill_null(pc.not_equal(back, column), False)
+        if pc.any(changed).as_py():
+            index = int(pc.index(changed, True).as_py())
+            return field.name, index, column[index].cast(pa.string()).as_py()  # datetime has no nanoseconds
+    return None
+
+
+def refuse_finer_than(data: pa.RecordBatch, unit: str, first_row: int, kind: str) -> None:
+    """Raise a :class:`~conduit_core.errors.DataError` for a value the destination (``kind``), which keeps time
+    to ``unit``, would cut (a CSV's nanoseconds into microseconds): it never rounds a value."""
+    from conduit_core.errors import DataError
+
+    found = finer_than(data, unit)
+    if found is not None:
+        column, index, value = found
+        msg = (f"value {value} has a precision finer than {kind} keeps ({unit}); it would be cut, and a value is "
+               "never changed to fit a type")
+        raise DataError(msg, column=column, row=first_row + index,
+                        hint="declare the column as string in `schema:` to keep it whole, or load it into a "
+                             "destination that keeps nanoseconds (DuckDB, Parquet)")
