@@ -250,19 +250,21 @@ def test_nanoseconds_are_kept_or_refused_never_cut(tmp_path: Path, cli: CliRunne
                                                    write_config: Callable[[str], Path], pg: Any,
                                                    postgres_dsn: str) -> None:
     """A CSV reads `10:00:00.123456789` as timestamp[ns]; PostgreSQL keeps microseconds and cut it to .123456
-    without a word. DuckDB and Parquet keep it whole; PostgreSQL now refuses, and takes it declared as text.
+    without a word. DuckDB keeps it whole; PostgreSQL now refuses, and takes it read as text.
     Numbers padded with spaces (which pyarrow reads as numbers) load as those numbers."""
     (tmp_path / "in.csv").write_text("id,amount,at\n 1,1.5 ,2024-01-01 10:00:00.123456789\n2,2.5,"
                                      "2024-01-01 10:00:00.5\n", encoding="utf-8")
     write_config(f"""\
-    sources: [{{name: s, type: csv, path: in.csv}}]
+    sources:
+      - {{name: s, type: csv, path: in.csv}}
+      - {{name: text, type: csv, path: in.csv, column_types: {{at: string}}}}
     destinations:
       - {{name: db, type: duckdb, path: out.duckdb}}
       - {{name: pg, type: postgresql, dsn: "{postgres_dsn}", schema: {pg.schema}}}
     resources:
       - {{name: to_db, source: s, destination: db, table: t}}
       - {{name: to_pg, source: s, destination: pg, table: t}}
-      - {{name: as_text, source: s, destination: pg, table: t_text, schema: {{at: string}}}}
+      - {{name: as_text, source: text, destination: pg, table: t_text}}
     """)
     result = cli("run", "--no-progress", "--json")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -272,7 +274,7 @@ def test_nanoseconds_are_kept_or_refused_never_cut(tmp_path: Path, cli: CliRunne
         by_name["to_pg"]["error"] or "")
     assert by_name["as_text"]["status"] == "success", by_name["as_text"]["error"]
     assert _duck(tmp_path / "out.duckdb", "SELECT id, amount, CAST(\"at\" AS VARCHAR) FROM t ORDER BY id") == [
-        (1, 1.5, "2024-01-01 10:00:00.123456789"), (2, 2.5, "2024-01-01 10:00:00.500000000")]
+        (1, 1.5, "2024-01-01 10:00:00.123456789"), (2, 2.5, "2024-01-01 10:00:00.5")]
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 't'"
                       ).fetchone() == (0,)
     assert pg.execute("SELECT id, amount, at FROM t_text ORDER BY id").fetchall() == [

@@ -306,5 +306,6 @@ def refuse_finer_than(data: pa.RecordBatch, unit: str, first_row: int, kind: str
         msg = (f"value {value} has a precision finer than {kind} keeps ({unit}); it would be cut, and a value is "
                "never changed to fit a type")
         raise DataError(msg, column=column, row=first_row + index,
-                        hint="declare the column as string in `schema:` to keep it whole, or load it into a "
-                             "destination that keeps nanoseconds (DuckDB, Parquet)")
+                        hint="read the column as text to keep it whole (a CSV source: `column_types: {"
+                             f"{column}: string}}`), or load it into a destination that keeps nanoseconds (DuckDB, "
+                             "Parquet)")
