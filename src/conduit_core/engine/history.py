@@ -84,6 +84,8 @@ def _settle(config: IngestConfig, store: StateStore, manifest: dict[str, Any], l
             "note": "the final commit had landed; the process was killed before recording it" if completed
             else "killed mid-load",
         })
+    for total in ("rows_read", "rows_written", "rows_dlq", "rows_filtered"):
+        manifest[total] = sum(r.get(total) or 0 for r in manifest["resources"])
     manifest["status"] = str(Status.INTERRUPTED)
     manifest["interrupted"] = manifest.get("interrupted") or "killed"
     manifest["finished_at"] = manifest.get("finished_at") or now()
