@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from conduit_core.batch import Batch
 from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors import registry
 from conduit_core.connectors.base import WriteMode
@@ -23,8 +24,9 @@ from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_pro
 from conduit_core.engine.session import LoadSession
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError, StateError, environment_problem
 from conduit_core.observe.redact import redact
+from conduit_core.pipeline.build import build_pipeline
+from conduit_core.pipeline.evolve import EvolveStage
 from conduit_core.schema.declared import DeclaredSchema
-from conduit_core.schema.evolution import plan
 from conduit_core.schema.model import TableSchema
 
 
@@ -86,6 +88,7 @@ class _ResourceChecks:
         self.config, self.session, self.resource = config, session, session.resource
         self.target = session.target
         self.schema: pa.Schema | None = None  # the source's, from its first batch (renamed and declared types)
+        self.first: Batch | None = None  # that batch, renamed
         self.rows = 0
         self.live: TableSchema | None = None  # the target's, when it exists
 
@@ -100,7 +103,9 @@ class _ResourceChecks:
             self.schema, self.rows = pa.schema([]), 0
             return "no rows"
         cls = registry.destination_class(self.config.destination(self.resource.destination).type)
-        batch = ColumnNames(self.resource.name, case_insensitive=cls.capabilities.case_insensitive_names).apply(first)
+        self.first = ColumnNames(self.resource.name,
+                                 case_insensitive=cls.capabilities.case_insensitive_names).apply(first)
+        batch = self.first
         if self.resource.declared_schema:
             batch = DeclaredSchema(self.resource.declared_schema).coerce(batch)[0]  # rejects: the load's DLQ
         self.schema, self.rows = batch.schema, batch.num_rows
@@ -132,18 +137,17 @@ class _ResourceChecks:
         return "present"
 
     def drift(self) -> str:
-        from conduit_core.engine.schema_stage import implied_declared
-
-        assert self.schema is not None
-        keys = self.target.primary_key if self.target.mode is WriteMode.MERGE else ()
-        # Text the target types is converted at load time: compare it as the type it will have.
-        implied = DeclaredSchema(implied_declared(self.resource, self.live, self.schema))
-        arriving = pa.schema([implied.arrow_field(f.name) if f.name in implied.columns else f for f in self.schema])
-        decided = plan(self.live, arriving, self.resource.schema_evolution, keys=keys, resource=self.resource.name,
-                       types_known=self.rows > 0)
-        if not decided.drift:
+        """The first batch through the load's stages, dry (no check runs, the target is not altered): the
+        schema evolution stage decides on the rows as they will be written."""
+        if self.first is None:
+            return "no rows to compare"
+        session = self.session
+        pipeline = build_pipeline(self.resource, session.destination, self.target, dry=True)
+        pipeline.run(self.first)
+        evolve = next(s for s in pipeline.stages if isinstance(s, EvolveStage))
+        if not evolve.summary:
             return "no drift"
-        return f"drift allowed by mode {self.resource.schema_evolution.mode}: {decided.drift.summary()}"
+        return f"drift allowed by mode {self.resource.schema_evolution.mode}: {evolve.summary}"
 
 
 def _resource(config: IngestConfig, session: LoadSession, report: PreflightReport) -> None:

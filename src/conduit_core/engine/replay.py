@@ -13,15 +13,15 @@ from typing import Any
 from conduit_core.batch import Batch, records_to_batch
 from conduit_core.config.models import CheckpointConfig, DeclaredColumn, IngestConfig, ResourceConfig
 from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
-from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.runner import RunOptions, build_destination, write_target
-from conduit_core.engine.schema_stage import SchemaStage
 from conduit_core.engine.session import checkpoint_refusal, saved_state
 from conduit_core.engine.stream import stream_resource
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import ConfigError, StateError
 from conduit_core.observe.progress import NoProgress
+from conduit_core.pipeline.build import build_pipeline
+from conduit_core.pipeline.build import close as close_pipeline
 from conduit_core.quality.dlq import DeadLetterQueue, dlq_dir, read_entries
 from conduit_core.schema.types import type_name
 from conduit_core.state import open_store
@@ -106,10 +106,12 @@ def _replay(config: IngestConfig, resource: ResourceConfig, records: list[dict[s
                                          "mode": target.mode})
     tracker = LoadTracker(resource.name, replay_id, CheckpointConfig(every_seconds=None), None, None, resume=False,
                           target=destination.target_id(target), carry=saved)
-    quality = QualityStage(shaped, res, DeadLetterQueue(config.settings.state_dir, resource.name, replay_id))
+    dlq = DeadLetterQueue(config.settings.state_dir, resource.name, replay_id)
+    pipeline = build_pipeline(shaped, destination, target)
     try:
         batches = _Records(records, str(source_path)).read_batches(ReadRequest())
-        stream_resource(batches, destination, target, res, NoProgress(), tracker, store.put_state,
-                        shape=SchemaStage(shaped, destination, target, res), quality=quality)
+        stream_resource(batches, destination, target, res, NoProgress(), tracker, store.put_state, pipeline, dlq,
+                        shaped.quality_gate)
     finally:
-        quality.close()
+        close_pipeline(pipeline)
+        dlq.close()

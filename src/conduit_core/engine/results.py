@@ -57,6 +57,9 @@ class ResourceResult:
     renamed_columns: list[dict[str, Any]] = field(default_factory=list)
     #: The version of the resource's schema in the schema store after this load.
     schema_version: int | None = None
+    #: Each stage of the load (coerce, incremental, transform steps, quality, evolve): rows in and out,
+    #: filtered, sent to the DLQ, unmatched, and its time.
+    steps: list[dict[str, Any]] = field(default_factory=list)
     #: Per quality check (and ``coercion``): check, column, action and rows that failed it.
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The dead-letter file of this run, when rows went to it.

@@ -22,10 +22,8 @@ from conduit_core.connectors.base import WriteTarget
 from conduit_core.engine import cancel, history
 from conduit_core.engine.cancel import Cancelled
 from conduit_core.engine.preflight import preflight
-from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
-from conduit_core.engine.schema_stage import SchemaStage
 from conduit_core.engine.session import (
     LoadSession,
     build_destination,
@@ -40,6 +38,8 @@ from conduit_core.errors import ConduitError, ConfigError, FatalError, StateErro
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
+from conduit_core.pipeline.build import build_pipeline
+from conduit_core.pipeline.build import close as close_pipeline
 from conduit_core.quality.dlq import DeadLetterQueue, cut_back
 from conduit_core.schema.model import TableSchema
 from conduit_core.state import open_store
@@ -99,7 +99,7 @@ def _new_result(resource: ResourceConfig) -> ResourceResult:
 
 
 def _load(session: LoadSession, result: ResourceResult, progress: ProgressSink, store: StateStore) -> None:
-    """Stream the resource with its schema and quality stages; record the schema it wrote."""
+    """Stream the resource through its stages; record the schema it wrote."""
     config, resource, tracker = session.config, session.resource, session.tracker
     assert tracker is not None
     # A resumed load goes on appending to the dead-letter file it started, cut back to its checkpoint.
@@ -108,14 +108,15 @@ def _load(session: LoadSession, result: ResourceResult, progress: ProgressSink, 
         cut_back(resumed_dlq, tracker.resumed.dlq_bytes)
     dlq = DeadLetterQueue(config.settings.state_dir, resource.name, tracker.run_id,
                           Path(resumed_dlq) if resumed_dlq else None)
-    quality = QualityStage(resource, result, dlq)
+    pipeline = build_pipeline(resource, session.destination, session.target, tracker.filter)
     try:
         stream_resource(session.batches(), session.destination, session.target, result, progress, tracker,
-                        store.put_state, SchemaStage(resource, session.destination, session.target, result), quality)
+                        store.put_state, pipeline, dlq, resource.quality_gate)
     finally:
-        quality.close()
-        if quality.dlq.used:
-            result.dlq_file = str(quality.dlq.path)
+        close_pipeline(pipeline)
+        dlq.close()
+        if dlq.used:
+            result.dlq_file = str(dlq.path)
     if tracker.schema is not None:
         result.schema_version = store.record_schema(resource.name, TableSchema.from_arrow(tracker.schema),
                                                     tracker.run_id)

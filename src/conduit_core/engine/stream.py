@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from conduit_core.batch import Batch
-from conduit_core.config.models import CheckpointConfig
+from conduit_core.config.models import CheckpointConfig, QualityGate
 from conduit_core.connectors.base import BaseDestination, WriteMode, WriteTarget
 from conduit_core.engine import cancel
 from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_problems
 from conduit_core.engine.prefetch import prefetch
-from conduit_core.engine.quality_stage import QualityStage
 from conduit_core.engine.results import ResourceResult, Status
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import DataError, FatalError, InvariantError
 from conduit_core.observe.progress import ProgressSink
+from conduit_core.pipeline.coerce import CoerceStage
+from conduit_core.pipeline.evolve import EvolveStage
+from conduit_core.pipeline.quality import QualityStage
+from conduit_core.pipeline.stage import Pipeline
+from conduit_core.quality.dlq import DeadLetterQueue
 from conduit_core.state.resume import ResumeState
 
 
@@ -58,14 +60,13 @@ def _check_schema(batch: Batch, expected: Batch) -> None:
         raise DataError(msg, file=batch.source_file, hint="declare column types on the source")
 
 
-Shape = Callable[[Batch], tuple[Batch, dict[int, dict[str, Any]]]]
-
-
 def stream_resource(source: Iterator[Batch], destination: BaseDestination, target: WriteTarget,
                     result: ResourceResult, progress: ProgressSink, tracker: LoadTracker | None = None,
                     on_checkpoint: Callable[[ResumeState], None] = lambda _: None,
-                    shape: Shape | None = None, quality: QualityStage | None = None) -> None:
-    """Move every row the ``source`` stream yields into ``destination``; fill ``result``.
+                    pipeline: Pipeline | None = None, dlq: DeadLetterQueue | None = None,
+                    gate: QualityGate | None = None) -> None:
+    """Move every row the ``source`` stream yields, through the ``pipeline``'s stages, into ``destination``;
+    fill ``result``.
 
     Destinations that support checkpoints commit the rows written so far with
     the resume state whenever ``tracker`` says one is due; the last commit
@@ -74,7 +75,7 @@ def stream_resource(source: Iterator[Batch], destination: BaseDestination, targe
     """
     if tracker is None:  # one unit of work: no checkpoints, no incremental mark
         tracker = LoadTracker(target.resource, "", CheckpointConfig(every_seconds=None), None, None, resume=False)
-    load = _Load(destination, target, result, tracker, on_checkpoint, shape, quality)
+    load = _Load(destination, target, result, tracker, on_checkpoint, pipeline or Pipeline([]), dlq, gate)
     # Eight batches of read-ahead (CSV blocks are <= 2 MB) keep both cores busy: at a
     # depth of 2 CSV -> Parquet ran 1.5x slower while each side waited for the other.
     batches: Iterator[Batch] = prefetch(source, depth=8)
@@ -96,10 +97,10 @@ class _Load:
     """One attempt at writing a resource: begin, batches, checkpoints, the final commit."""
 
     def __init__(self, destination: BaseDestination, target: WriteTarget, result: ResourceResult,
-                 tracker: LoadTracker, on_checkpoint: Callable[[ResumeState], None],
-                 shape: Shape | None = None, quality: QualityStage | None = None) -> None:
+                 tracker: LoadTracker, on_checkpoint: Callable[[ResumeState], None], pipeline: Pipeline,
+                 dlq: DeadLetterQueue | None, gate: QualityGate | None) -> None:
         self.destination, self.target, self.result, self.tracker = destination, target, result, tracker
-        self.shape, self.quality = shape, quality
+        self.pipeline, self.dlq, self.gate = pipeline, dlq, gate
         self.on_checkpoint = on_checkpoint
         self.checkpoints = destination.capabilities.checkpoints
         self.names = ColumnNames(target.resource, case_insensitive=destination.capabilities.case_insensitive_names)
@@ -124,16 +125,19 @@ class _Load:
         if raw.source_file is not None and raw.source_file not in result.files_read:
             result.files_read.append(raw.source_file)
         result.rows_read += raw.num_rows
-        shaped, rejects = self.shape(raw) if self.shape is not None else (raw, {})
-        # Which row of ``raw`` each row of the shaped batch is, for the dead-letter queue (None: the same).
-        raw_index = np.setdiff1d(np.arange(raw.num_rows), np.fromiter(rejects, dtype=np.int64)) if rejects else None
-        batch, filtered, kept = self.tracker.prepare(shaped)
-        result.rows_filtered += filtered
-        if kept is not None:
-            mask = np.asarray(kept.to_numpy(zero_copy_only=False), dtype=bool)
-            raw_index = (raw_index if raw_index is not None else np.arange(shaped.num_rows))[mask]
-        if self.quality is not None:
-            batch = self.quality.apply(raw, batch, raw_index, rejects)
+        try:
+            out = self.pipeline.run(raw)
+        finally:
+            report(self.pipeline, result)
+        result.rows_filtered += out.filtered
+        if out.rejected:
+            if self.dlq is None:
+                msg = f"{len(out.rejected)} row(s) were rejected, and this load has no dead-letter queue"
+                raise InvariantError(msg)
+            self.dlq.write(raw.data, [o for o, _ in out.rejected], [r for _, r in out.rejected],
+                           source_file=raw.source_file, first_row=raw.first_row)
+            result.rows_dlq += len(out.rejected)
+        batch = self.tracker.conform(out.rows.as_batch())
         _check_batch(batch, self.first, self.target)
         self.first = self.first or batch
         if not self.begun:
@@ -167,10 +171,15 @@ class _Load:
     def _with_dlq(self, state: ResumeState) -> ResumeState:
         """Before a commit: the quality gate holds, and the dead-letter rows so far are durable and counted
         in the state (a resume cuts the file back to this length)."""
-        if self.quality is not None:
-            self.quality.gate()
-            if self.quality.dlq.used:
-                state.dlq_file, state.dlq_bytes = str(self.quality.dlq.path), self.quality.dlq.sync()
+        result = self.result
+        if self.gate is not None and result.rows_read:
+            ratio = result.rows_dlq / result.rows_read
+            if ratio > self.gate.max_dlq_ratio:
+                msg = (f"quality gate: {result.rows_dlq} of {result.rows_read} rows ({ratio:.2%}) went to the "
+                       f"dead-letter queue, above max_dlq_ratio {self.gate.max_dlq_ratio:.2%}")
+                raise DataError(msg, hint=f"inspect them with `conduit dlq show {result.resource}`")
+        if self.dlq is not None and self.dlq.used:
+            state.dlq_file, state.dlq_bytes = str(self.dlq.path), self.dlq.sync()
         return state
 
     def abort(self) -> None:
@@ -178,6 +187,20 @@ class _Load:
             self.destination.abort()
         if self.destination.capabilities.transactional:
             self.result.rows_written = self.committed
+
+
+def report(pipeline: Pipeline, result: ResourceResult) -> None:
+    """Copy what the stages found into the result: per-step counts, quality-check failures, coercion rejects,
+    schema drift and the changes applied."""
+    result.steps = pipeline.steps()
+    for stage, stats in zip(pipeline.stages, pipeline.stats, strict=True):
+        if isinstance(stage, QualityStage):
+            result.quality.update({label: dict(counts) for label, counts in stage.failed.items()})
+        elif isinstance(stage, CoerceStage) and stats.rows_dlq:
+            result.quality["coercion"] = {"check": "coercion", "column": None, "action": "dlq",
+                                          "failed": stats.rows_dlq}
+        elif isinstance(stage, EvolveStage):
+            result.schema_drift, result.schema_changes = stage.drift, stage.changes
 
 
 def _check_balance(result: ResourceResult) -> None:

@@ -62,23 +62,19 @@ class LoadTracker:
         if self.source_schema is None:
             self.source_schema = raw.schema
 
-    def prepare(self, batch: Batch) -> tuple[Batch, int, pa.BooleanArray | None]:
-        """``batch`` in the load's schema and above the incremental mark; returns it, the rows filtered and
-        the mask of the rows kept (None: all of them)."""
+    def conform(self, batch: Batch) -> Batch:
+        """``batch`` (after every stage) in the schema the load writes: the first batch's, or on a resume the
+        one the load started with (a safe cast fails loudly rather than change a value)."""
         if self.schema is None:
             self.schema = batch.schema
         elif not batch.schema.equals(self.schema) and self.resumed is not None:
-            # A resumed read may infer types from a different part of the data: hold it to the types
-            # the load started with (a safe cast fails loudly rather than change a value).
             try:
                 batch = replace(batch, data=batch.data.cast(self.schema))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
                 msg = f"resumed data does not fit the schema the load started with: {exc}"
                 hint = "the source changed since the checkpoint; `conduit state reset` and reload"
                 raise DataError(msg, file=batch.source_file, row=batch.first_row, hint=hint) from None
-        if self.filter is None:
-            return batch, 0, None
-        return self.filter.apply(batch)
+        return batch
 
     def due(self, batch: Batch, rows: int) -> bool:
         """Whether to commit a checkpoint after ``batch`` (only where the source can resume)."""

@@ -1,0 +1,1 @@
+"""The load pipeline: the stages between read and write (see :mod:`conduit_core.pipeline.stage`)."""

@@ -1,0 +1,43 @@
+"""The stages of a resource's load, in order: coercion to declared types, the incremental filter, the quality
+checks, and schema evolution against the target (last, so it sees the rows as they will be written)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from conduit_core.config.models import ResourceConfig
+from conduit_core.connectors.base import BaseDestination, WriteTarget
+from conduit_core.engine.incremental import IncrementalFilter
+from conduit_core.pipeline.coerce import CoerceStage
+from conduit_core.pipeline.evolve import EvolveStage
+from conduit_core.pipeline.incremental import IncrementalStage
+from conduit_core.pipeline.quality import QualityStage
+from conduit_core.pipeline.stage import Pipeline, Stage
+from conduit_core.schema.model import TableSchema
+
+
+def live_schema(destination: BaseDestination, target: WriteTarget) -> Callable[[], TableSchema | None]:
+    """The target's schema, asked of the destination once (at the first batch), when a stage needs it."""
+    return cache(lambda: destination.table_schema(target))
+
+
+def build_pipeline(resource: ResourceConfig, destination: BaseDestination, target: WriteTarget,
+                   incremental: IncrementalFilter | None = None, *, dry: bool = False) -> Pipeline:
+    """The resource's stages. ``dry`` (preflight): no checks run and the target is not altered; the stages
+    only say what the rows will look like, and whether the target may take them."""
+    live = live_schema(destination, target)
+    stages: list[Stage] = [CoerceStage(resource, live, dry=dry)]
+    if incremental is not None:
+        stages.append(IncrementalStage(incremental))
+    if resource.quality_checks and not dry:
+        stages.append(QualityStage(resource))
+    stages.append(EvolveStage(resource, destination, target, live, dry=dry))
+    return Pipeline(stages)
+
+
+def close(pipeline: Pipeline) -> None:
+    """Release what the stages hold (the on-disk state of uniqueness checks)."""
+    for stage in pipeline.stages:
+        if isinstance(stage, QualityStage):
+            stage.close()

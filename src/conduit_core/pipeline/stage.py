@@ -1,0 +1,118 @@
+"""The stage protocol: every step between read and write takes the rows so far and returns the rows to pass
+on, the rows it rejects (keyed by the row of the batch as read, so the dead-letter queue can name the source
+row), and how many it filtered. Stages never touch the load's counters: :class:`Pipeline` keeps each stage's
+statistics, and the load owns the row accounting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from conduit_core.batch import Batch
+
+Reason = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A batch on its way through the stages."""
+
+    data: pa.RecordBatch
+    #: For each row of ``data``, its index in ``source.data``.
+    origin: np.ndarray
+    #: The batch as the source read it (file, first row, position).
+    source: Batch
+
+    @classmethod
+    def read(cls, batch: Batch) -> Rows:
+        return cls(batch.data, np.arange(batch.num_rows, dtype=np.int64), batch)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.data.num_rows)
+
+    def row(self, index: int) -> int:
+        """The source row number (1-based, in its file) of row ``index`` of ``data``."""
+        return self.source.first_row + int(self.origin[index])
+
+    def keep(self, mask: np.ndarray, data: pa.RecordBatch | None = None) -> Rows:
+        """The rows where ``mask`` is true (``data``: those rows already computed by the stage)."""
+        kept = data if data is not None else self.data.filter(pa.array(mask))
+        return Rows(kept, self.origin[mask], self.source)
+
+    def replace(self, data: pa.RecordBatch) -> Rows:
+        """The same rows, with new columns or types."""
+        return Rows(data, self.origin, self.source)
+
+    def as_batch(self) -> Batch:
+        """The rows as a :class:`Batch` of the source's file (for code that works on batches)."""
+        return Batch(self.data, position=self.source.position, source_file=self.source.source_file,
+                     first_row=self.source.first_row, extras=self.source.extras)
+
+
+@dataclass
+class StageOutput:
+    rows: Rows
+    #: (origin, reason) of each row the stage sent to the dead-letter queue.
+    rejected: list[tuple[int, Reason]] = field(default_factory=list)
+    #: Rows the stage left out on purpose (an incremental mark, a filter, a duplicate).
+    filtered: int = 0
+    #: Rows a lookup found no match for (kept or not, depending on the step).
+    unmatched: int = 0
+
+
+class Stage(Protocol):
+    #: How the manifest names the stage (``coerce``, ``incremental``, ``filter #2``, ``quality`` ...).
+    name: str
+
+    def apply(self, rows: Rows) -> StageOutput: ...
+
+
+@dataclass
+class StageStats:
+    name: str
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_filtered: int = 0
+    rows_dlq: int = 0
+    rows_unmatched: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.name, "rows_in": self.rows_in, "rows_out": self.rows_out,
+                "rows_filtered": self.rows_filtered, "rows_dlq": self.rows_dlq,
+                "rows_unmatched": self.rows_unmatched, "duration_ms": round(self.seconds * 1000, 1)}
+
+
+class Pipeline:
+    """The stages of one load, run in order over every batch."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+        self.stats = [StageStats(stage.name) for stage in self.stages]
+
+    def run(self, batch: Batch) -> StageOutput:
+        """``batch`` (as read) through every stage: the rows left, and everything the stages took out."""
+        total = StageOutput(Rows.read(batch))
+        for stage, stats in zip(self.stages, self.stats, strict=True):
+            started = time.perf_counter()
+            out = stage.apply(total.rows)
+            stats.seconds += time.perf_counter() - started
+            stats.rows_in += total.rows.num_rows
+            stats.rows_out += out.rows.num_rows
+            stats.rows_filtered += out.filtered
+            stats.rows_dlq += len(out.rejected)
+            stats.rows_unmatched += out.unmatched
+            total = StageOutput(out.rows, [*total.rejected, *out.rejected], total.filtered + out.filtered,
+                                total.unmatched + out.unmatched)
+        return total
+
+    def steps(self) -> list[dict[str, Any]]:
+        """Each stage's statistics, for the manifest."""
+        return [s.to_dict() for s in self.stats]
