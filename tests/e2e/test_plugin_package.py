@@ -153,6 +153,24 @@ def test_plugin_validator_by_entry_point(plugin_env: dict[str, str], tmp_path: P
             [n * n for n in range(1, 11)],)
 
 
+def test_plugin_transform_step_by_entry_point(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    """The example package's `add_cube` step (entry point conduit.transforms) adds a column to every row."""
+    config = write_config(tmp_path / "ingest.yml", {
+        "sources": [{"name": "numbers", "type": "example_sequence", "count": 5, "start": 1}],
+        "destinations": [{"name": "warehouse", "type": "duckdb", "path": "warehouse.duckdb"}],
+        "resources": [{"name": "cubes", "source": "numbers", "destination": "warehouse",
+                       "transforms": [{"uses": "add_cube", "with": {"column": "id", "name": "id_cubed"}}]}],
+    })
+    proc = conduit(plugin_env, "run", "-f", str(config), "--no-progress", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, _explain(proc)
+    steps = json.loads(proc.stdout)["resources"][0]["steps"]
+    assert [(s["step"], s["rows_in"], s["rows_out"]) for s in steps if s["step"].startswith("uses")] == [
+        ("uses #1", 5, 5)]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select id, id_cubed from cubes order by id").fetchall() == [
+            (n, n ** 3) for n in range(1, 6)]
+
+
 def test_builtin_csv_into_plugin_jsonl(plugin_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "people.csv").write_text(
         "id,name,note,amount,joined\n"

@@ -153,6 +153,58 @@ class CoercionConfig(_Frozen):
     strict: bool = False
 
 
+TRANSFORM_KINDS = ("rename", "select", "drop", "cast", "filter", "derive", "sql", "uses")
+
+
+class TransformConfig(_Frozen):
+    """One step of ``transforms:``: exactly one of the step keys (see docs/transforms.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    #: How the manifest names the step (default: its kind and position, e.g. ``filter #2``).
+    name: str | None = Field(default=None, min_length=1)
+    rename: dict[str, str] | None = None
+    select: tuple[str, ...] | None = None
+    drop: tuple[str, ...] | None = None
+    cast: dict[str, str] | None = None
+    filter: str | None = Field(default=None, min_length=1)
+    derive: dict[str, str] | None = None
+    sql: str | None = Field(default=None, min_length=1)
+    #: A Python step: ``module:function``, or a name registered in the entry-point group ``conduit.transforms``.
+    uses: str | None = Field(default=None, min_length=1)
+    #: Keyword arguments for a Python step.
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TransformConfig:
+        given = [k for k in TRANSFORM_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            what = f"{', '.join(given)} together" if given else "none of them"
+            msg = f"a transform step takes exactly one of {', '.join(TRANSFORM_KINDS)} (got {what})"
+            raise ValueError(msg)
+        if self.with_ and given[0] != "uses":
+            msg = "`with:` goes with `uses:` (the options of a Python step)"
+            raise ValueError(msg)
+        if self.cast:
+            from conduit_core.schema.types import parse_type
+
+            for column, type_text in self.cast.items():
+                try:
+                    parse_type(type_text)
+                except ValueError as exc:
+                    msg = f"cast.{column}: {exc}"
+                    raise ValueError(msg) from None
+        if self.sql is not None:
+            from conduit_core.pipeline.transforms import check_row_wise
+
+            check_row_wise(self.sql)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in TRANSFORM_KINDS if getattr(self, k) is not None)
+
+
 class ResourceConfig(_Frozen):
     """One source-to-destination flow."""
 
@@ -176,6 +228,8 @@ class ResourceConfig(_Frozen):
     quality_checks: tuple[QualityCheckConfig, ...] = ()
     quality_gate: QualityGate | None = None
     coercion: CoercionConfig = CoercionConfig()
+    #: Steps between coercion and the quality checks, applied in order (see docs/transforms.md).
+    transforms: tuple[TransformConfig, ...] = ()
 
     @field_validator("declared_schema", mode="before")
     @classmethod

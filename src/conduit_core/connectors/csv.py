@@ -34,6 +34,28 @@ _SAMPLE_BYTES = 256 * 1024
 _BLOCK = 2 * 1024 * 1024
 
 
+def _gathered(blocks: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Parsed blocks (2 MiB: often fewer rows than a batch) joined into batches of ``rows`` rows: every later
+    step pays a fixed cost per batch (a DuckDB query in a transform step, a write call), so batches are filled.
+    The first block is passed on alone: the types are decided from it, the sample pyarrow inferred them from."""
+    first = next(blocks, None)
+    if first is None:
+        return
+    yield first
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for block in blocks:
+        pending.append(block)
+        count += block.num_rows
+        while count >= rows:
+            joined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+            yield joined.slice(0, rows)
+            rest = joined.slice(rows)
+            pending, count = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+    if pending:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+
+
 def _handle(files: contextlib.ExitStack, path: Path) -> io.BufferedReader[io.FileIO]:
     return files.enter_context(io.BufferedReader(io.FileIO(path, "rb"), buffer_size=_SAMPLE_BYTES))
 
@@ -172,7 +194,8 @@ class CsvSource(BaseSource):
             def locate(exc: Exception) -> BaseException:
                 return self._locate_error(exc, path, dialect, schema, block)
 
-            for block_data in iter_batches(reader, locate, (pa.ArrowInvalid,)):
+            blocks = iter_batches(reader, locate, (pa.ArrowInvalid,))
+            for block_data in _gathered(blocks, request.batch_size):
                 if not decided:
                     numbers = {name: decide(block_data.column(name), guessed) for name, guessed in numbers.items()}
                     decided = True

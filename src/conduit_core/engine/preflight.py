@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,9 @@ from conduit_core.engine.session import LoadSession
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError, StateError, environment_problem
 from conduit_core.observe.redact import redact
 from conduit_core.pipeline.build import build_pipeline
+from conduit_core.pipeline.build import close as close_pipeline
 from conduit_core.pipeline.evolve import EvolveStage
+from conduit_core.pipeline.stage import Pipeline, Rows
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.model import TableSchema
 
@@ -89,6 +92,7 @@ class _ResourceChecks:
         self.target = session.target
         self.schema: pa.Schema | None = None  # the source's, from its first batch (renamed and declared types)
         self.first: Batch | None = None  # that batch, renamed
+        self.final: Rows | None = None  # after coercion and the transform steps
         self.rows = 0
         self.live: TableSchema | None = None  # the target's, when it exists
 
@@ -117,37 +121,61 @@ class _ResourceChecks:
         self.live = destination.table_schema(self.target)
         return "writable; " + ("target exists" if self.live is not None else "target will be created")
 
+    def transforms(self) -> str:
+        """The first batch through coercion and the transform steps, dry: unknown columns and bad expressions
+        are found here, and the columns the checks and keys refer to are those after the steps."""
+        assert self.first is not None
+        stages = self.pipeline.stages[:-1]  # all but schema evolution, which the drift check runs
+        rows = Rows.read(self.first)
+        for stage in stages:
+            rows = stage.apply(rows).rows
+        self.final = rows
+        return f"{len(rows.data.schema)} column(s) after {len(self.resource.transforms)} step(s)"
+
     def columns(self) -> str:
         assert self.schema is not None
-        resource, names = self.resource, self.schema.names
-        wanted = {"primary_key": list(resource.primary_key) if resource.mode is WriteMode.MERGE else [],
-                  "incremental column": [resource.incremental.column] if resource.incremental else [],
-                  "checkpoint_column": [resource.checkpoint_column] if resource.checkpoint_column else [],
-                  "quality check column": [c.column for c in resource.quality_checks if c.column]}
-        missing = {what: [c for c in cols if c not in names] for what, cols in wanted.items()}
+        resource, read = self.resource, self.schema.names
+        written = self.final.data.schema.names if self.final is not None else read
+        wanted = {"primary_key": (list(resource.primary_key) if resource.mode is WriteMode.MERGE else [], written),
+                  "incremental column": ([resource.incremental.column] if resource.incremental else [], read),
+                  "checkpoint_column": ([resource.checkpoint_column] if resource.checkpoint_column else [], read),
+                  "quality check column": ([c.column for c in resource.quality_checks if c.column], written)}
+        missing = {what: [c for c in cols if c not in names] for what, (cols, names) in wanted.items()}
         missing = {k: v for k, v in missing.items() if v}
         if missing:
-            detail = "; ".join(f"{what} {cols} not in the source's columns" for what, cols in missing.items())
-            msg = f"{detail}; columns: {names}"
+            detail = "; ".join(f"{what} {cols} not in the columns" for what, cols in missing.items())
+            msg = f"{detail}; columns read: {read}" + (f", after the transforms: {written}" if written != read else "")
             raise ConduitError(msg, hint="fix the resource's column names")
         cls = registry.destination_class(self.config.destination(resource.destination).type)
-        problems = name_problems(names, self.target.table, cls.capabilities, kind_of(cls))
+        problems = name_problems(written, self.target.table, cls.capabilities, kind_of(cls))
         if problems:
             raise ConduitError("; ".join(problems), hint=NAMES_HINT)
         return "present"
 
     def drift(self) -> str:
-        """The first batch through the load's stages, dry (no check runs, the target is not altered): the
-        schema evolution stage decides on the rows as they will be written."""
-        if self.first is None:
+        """The rows as they will be written, through the schema evolution stage, dry (the target is not
+        altered): the mode decides on the drift."""
+        rows = self.final if self.final is not None else Rows.read(self.first) if self.first is not None else None
+        if rows is None:
             return "no rows to compare"
-        session = self.session
-        pipeline = build_pipeline(self.resource, session.destination, self.target, dry=True)
-        pipeline.run(self.first)
-        evolve = next(s for s in pipeline.stages if isinstance(s, EvolveStage))
+        evolve = self.pipeline.stages[-1]
+        assert isinstance(evolve, EvolveStage)
+        if self.final is None:  # no transform steps: coercion first, as the load does
+            for stage in self.pipeline.stages[:-1]:
+                rows = stage.apply(rows).rows
+        evolve.apply(rows)
         if not evolve.summary:
             return "no drift"
         return f"drift allowed by mode {self.resource.schema_evolution.mode}: {evolve.summary}"
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """The load's stages, dry, with the target's schema as the destination check found it."""
+        return build_pipeline(self.resource, self.session.destination, self.target, dry=True, live=lambda: self.live)
+
+    def close(self) -> None:
+        if "pipeline" in self.__dict__:
+            close_pipeline(self.pipeline)
 
 
 def _resource(config: IngestConfig, session: LoadSession, report: PreflightReport) -> None:
@@ -157,14 +185,20 @@ def _resource(config: IngestConfig, session: LoadSession, report: PreflightRepor
         report.checks.append(Check(name, "saved state", False, redact(f"cannot read it: {session.state_error}")))
         _check(report, name, "destination", checks.destination)
         return
-    if _check(report, name, "source", checks.source):
-        _check(report, name, "source readable", checks.source_readable)
-    destination_ok = _check(report, name, "destination", checks.destination)
-    if checks.schema is None:
-        return
-    _check(report, name, "columns", checks.columns)
-    if destination_ok:
-        _check(report, name, "schema drift", checks.drift)
+    try:
+        if _check(report, name, "source", checks.source):
+            _check(report, name, "source readable", checks.source_readable)
+        destination_ok = _check(report, name, "destination", checks.destination)
+        if checks.schema is None:
+            return
+        if session.resource.transforms and checks.first is not None and destination_ok \
+                and not _check(report, name, "transforms", checks.transforms):
+            return
+        _check(report, name, "columns", checks.columns)
+        if destination_ok:
+            _check(report, name, "schema drift", checks.drift)
+    finally:
+        checks.close()
 
 
 def preflight(config: IngestConfig, sessions: Sequence[LoadSession]) -> PreflightReport:

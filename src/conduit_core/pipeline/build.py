@@ -1,5 +1,6 @@
-"""The stages of a resource's load, in order: coercion to declared types, the incremental filter, the quality
-checks, and schema evolution against the target (last, so it sees the rows as they will be written)."""
+"""The stages of a resource's load, in order: coercion to declared types, the incremental filter, the transform
+steps, the quality checks, and schema evolution against the target (last, so it sees the rows as they will be
+written)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from conduit_core.pipeline.evolve import EvolveStage
 from conduit_core.pipeline.incremental import IncrementalStage
 from conduit_core.pipeline.quality import QualityStage
 from conduit_core.pipeline.stage import Pipeline, Stage
+from conduit_core.pipeline.transforms import build_steps
 from conduit_core.schema.model import TableSchema
 
 
@@ -23,13 +25,16 @@ def live_schema(destination: BaseDestination, target: WriteTarget) -> Callable[[
 
 
 def build_pipeline(resource: ResourceConfig, destination: BaseDestination, target: WriteTarget,
-                   incremental: IncrementalFilter | None = None, *, dry: bool = False) -> Pipeline:
+                   incremental: IncrementalFilter | None = None, *, dry: bool = False,
+                   live: Callable[[], TableSchema | None] | None = None) -> Pipeline:
     """The resource's stages. ``dry`` (preflight): no checks run and the target is not altered; the stages
-    only say what the rows will look like, and whether the target may take them."""
-    live = live_schema(destination, target)
+    only say what the rows will look like, and whether the target may take them. ``live``: the target's
+    schema when the caller already has it."""
+    live = live or live_schema(destination, target)
     stages: list[Stage] = [CoerceStage(resource, live, dry=dry)]
     if incremental is not None:
         stages.append(IncrementalStage(incremental))
+    stages.extend(build_steps(resource.transforms, strict=resource.coercion.strict and not dry))
     if resource.quality_checks and not dry:
         stages.append(QualityStage(resource))
     stages.append(EvolveStage(resource, destination, target, live, dry=dry))
@@ -37,7 +42,8 @@ def build_pipeline(resource: ResourceConfig, destination: BaseDestination, targe
 
 
 def close(pipeline: Pipeline) -> None:
-    """Release what the stages hold (the on-disk state of uniqueness checks)."""
+    """Release what the stages hold (DuckDB connections, the on-disk state of uniqueness checks)."""
     for stage in pipeline.stages:
-        if isinstance(stage, QualityStage):
-            stage.close()
+        closing = getattr(stage, "close", None)
+        if closing is not None:
+            closing()

@@ -13,13 +13,22 @@ from typing import Any
 
 from conduit_core import BaseDestination, BaseSource
 
-__all__ = ["JsonlDestination", "SequenceSource", "perfect_square"]
+__all__ = ["JsonlDestination", "SequenceSource", "add_cube", "perfect_square"]
 
 
 def perfect_square(value: Any, **_: Any) -> bool:
     """A quality check, registered by entry point as ``perfect_square``: one value in, valid or not out."""
     root = int(value**0.5)
     return bool(root * root == value)
+
+
+def add_cube(batch: Any, column: str = "id", name: str = "cube") -> Any:
+    """A transform step, registered by entry point as ``add_cube``: a RecordBatch in, the same rows out, with
+    one more column. Steps that need no Arrow knowledge can use pandas instead (``batch.to_pandas()``)."""
+    import pyarrow.compute as pc
+
+    values = batch.column(column)
+    return batch.append_column(name, pc.multiply(pc.multiply(values, values), values))
 
 
 class SequenceSource(BaseSource):
