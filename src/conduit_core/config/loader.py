@@ -97,6 +97,13 @@ def _cross_check(raw: dict[str, Any], path: PathKey, out: _Collector, sources: M
         if isinstance(ref, str) and ref not in defined:
             out.add(f"unknown {kind} {ref!r}{suggest(ref, defined)}; "
                     f"defined {kind}s: {', '.join(sorted(defined)) or 'none'}", (*path, key))
+    transforms = raw.get("transforms")
+    for j, step in enumerate(transforms if isinstance(transforms, list) else []):
+        lookup = step.get("join") if isinstance(step, dict) else None
+        ref = lookup.get("with") if isinstance(lookup, dict) else None
+        if isinstance(ref, str) and ref not in sources:
+            out.add(f"join with unknown source {ref!r}{suggest(ref, sources)}; a lookup is one of the sources: "
+                    f"{', '.join(sorted(sources)) or 'none'}", (*path, "transforms", j, "join", "with"))
     if raw.get("mode") != "merge":
         return
     if not raw.get("primary_key"):

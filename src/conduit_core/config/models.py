@@ -153,7 +153,70 @@ class CoercionConfig(_Frozen):
     strict: bool = False
 
 
-TRANSFORM_KINDS = ("rename", "select", "drop", "cast", "filter", "derive", "sql", "uses")
+TRANSFORM_KINDS = ("rename", "select", "drop", "cast", "filter", "derive", "sql", "dedupe", "join", "uses")
+
+
+class DedupeConfig(_Frozen):
+    """``dedupe:`` one row per key across the whole load (see docs/transforms.md)."""
+
+    keys: tuple[str, ...] = Field(min_length=1)
+    #: first: the first row read (or the smallest ``order_by``); last: the last read (or the largest
+    #: ``order_by``); latest: the largest ``order_by``; non_null: the row with the most non-NULL values.
+    keep: Literal["first", "last", "latest", "non_null"] = "first"
+    order_by: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> DedupeConfig:
+        if self.keep == "latest" and self.order_by is None:
+            msg = "keep: latest needs order_by (the column whose largest value wins)"
+            raise ValueError(msg)
+        if self.order_by is not None and self.order_by in self.keys:
+            msg = f"order_by {self.order_by!r} is one of the keys; it must tell rows of the same key apart"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def streams(self) -> bool:
+        """Whether the winner is known when its row is read (the first one, in read order)."""
+        return self.keep == "first" and self.order_by is None
+
+
+class JoinConfig(_Frozen):
+    """``join:`` columns from a lookup source, matched on keys (see docs/transforms.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    #: The lookup: the name of a source of this file, read in full once per load.
+    with_: str = Field(alias="with", min_length=1)
+    #: Key columns: a list when both sides name them alike, or {column here: column of the lookup}.
+    on: tuple[str, ...] | dict[str, str]
+    how: Literal["left", "inner"] = "left"
+    #: The lookup's columns to add (default: all but its keys).
+    columns: tuple[str, ...] | None = None
+    #: Appended to an added column whose name is taken; without it, a taken name is an error.
+    suffix: str | None = Field(default=None, min_length=1)
+    #: Rows with no match: kept with NULLs (left only), left out and counted as filtered, or sent to the
+    #: dead-letter queue. Default: keep for how: left, drop for how: inner.
+    unmatched: Literal["keep", "drop", "dlq"] | None = None
+
+    @model_validator(mode="after")
+    def _policy(self) -> JoinConfig:
+        if not self.on:
+            msg = "on: name at least one key column"
+            raise ValueError(msg)
+        if self.how == "inner" and self.unmatched == "keep":
+            msg = "how: inner leaves unmatched rows out; use how: left to keep them (or unmatched: drop | dlq)"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """{column here: column of the lookup}."""
+        return dict(self.on) if isinstance(self.on, dict) else {k: k for k in self.on}
+
+    @property
+    def policy(self) -> str:
+        return self.unmatched or ("keep" if self.how == "left" else "drop")
 
 
 class TransformConfig(_Frozen):
@@ -170,6 +233,8 @@ class TransformConfig(_Frozen):
     filter: str | None = Field(default=None, min_length=1)
     derive: dict[str, str] | None = None
     sql: str | None = Field(default=None, min_length=1)
+    dedupe: DedupeConfig | None = None
+    join: JoinConfig | None = None
     #: A Python step: ``module:function``, or a name registered in the entry-point group ``conduit.transforms``.
     uses: str | None = Field(default=None, min_length=1)
     #: Keyword arguments for a Python step.

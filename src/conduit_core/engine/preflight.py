@@ -171,7 +171,8 @@ class _ResourceChecks:
     @cached_property
     def pipeline(self) -> Pipeline:
         """The load's stages, dry, with the target's schema as the destination check found it."""
-        return build_pipeline(self.resource, self.session.destination, self.target, dry=True, live=lambda: self.live)
+        return build_pipeline(self.resource, self.session.destination, self.target, dry=True, live=lambda: self.live,
+                              context=self.session.step_context())
 
     def close(self) -> None:
         if "pipeline" in self.__dict__:

@@ -22,6 +22,8 @@ from conduit_core.errors import ConfigError, StateError
 from conduit_core.observe.progress import NoProgress
 from conduit_core.pipeline.build import build_pipeline
 from conduit_core.pipeline.build import close as close_pipeline
+from conduit_core.pipeline.lookups import Lookups
+from conduit_core.pipeline.transforms import StepContext
 from conduit_core.quality.dlq import DeadLetterQueue, dlq_dir, read_entries
 from conduit_core.schema.types import type_name
 from conduit_core.state import open_store
@@ -107,11 +109,13 @@ def _replay(config: IngestConfig, resource: ResourceConfig, records: list[dict[s
     tracker = LoadTracker(resource.name, replay_id, CheckpointConfig(every_seconds=None), None, None, resume=False,
                           target=destination.target_id(target), carry=saved)
     dlq = DeadLetterQueue(config.settings.state_dir, resource.name, replay_id)
-    pipeline = build_pipeline(shaped, destination, target)
+    lookups = Lookups(config, config.settings.batch_size)
+    pipeline = build_pipeline(shaped, destination, target, context=StepContext(lookups))
     try:
         batches = _Records(records, str(source_path)).read_batches(ReadRequest())
         stream_resource(batches, destination, target, res, NoProgress(), tracker, store.put_state, pipeline, dlq,
                         shaped.quality_gate)
     finally:
         close_pipeline(pipeline)
+        lookups.close()
         dlq.close()

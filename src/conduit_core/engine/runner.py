@@ -108,12 +108,15 @@ def _load(session: LoadSession, result: ResourceResult, progress: ProgressSink, 
         cut_back(resumed_dlq, tracker.resumed.dlq_bytes)
     dlq = DeadLetterQueue(config.settings.state_dir, resource.name, tracker.run_id,
                           Path(resumed_dlq) if resumed_dlq else None)
-    pipeline = build_pipeline(resource, session.destination, session.target, tracker.filter)
+    pipeline = build_pipeline(resource, session.destination, session.target, tracker.filter,
+                              context=session.step_context())
+    completed = False
     try:
         stream_resource(session.batches(), session.destination, session.target, result, progress, tracker,
                         store.put_state, pipeline, dlq, resource.quality_gate)
+        completed = True
     finally:
-        close_pipeline(pipeline)
+        close_pipeline(pipeline, completed=completed)
         dlq.close()
         if dlq.used:
             result.dlq_file = str(dlq.path)

@@ -19,6 +19,8 @@ from conduit_core.connectors.base import BaseDestination, BaseSource, ReadReques
 from conduit_core.engine.results import ResourceResult
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import StateError
+from conduit_core.pipeline.lookups import Lookups
+from conduit_core.pipeline.transforms import StepContext
 from conduit_core.state.resume import ResumeState, check_owner
 from conduit_core.state.store import StateStore
 
@@ -78,6 +80,8 @@ class LoadSession:
                                    checkpoint_column=resource.checkpoint_column)
         self._stream: Iterator[Batch] | None = None
         self._first: list[Batch] = []
+        #: The lookup sources of the resource's join steps, read once for preflight and the load.
+        self.lookups = Lookups(config, self.batch_size)
         #: Why the saved state could not be read up front (preflight reports it; the attempt tries again).
         self.state_error: str | None = None
 
@@ -109,6 +113,13 @@ class LoadSession:
         self.request = replace(self.request, resume_position=tracker.position, schema=tracker.source_schema,
                                after=(tracker.filter.column, after) if tracker.filter and after is not None else None)
 
+    def step_context(self) -> StepContext:
+        """What the transform steps need: the lookups, and where a step keeps what a resume needs (cut back
+        to the checkpoint this load continues)."""
+        resumed = self.tracker.resumed if self.tracker is not None else None
+        return StepContext(self.lookups, self.config.settings.state_dir / "work" / self.resource.name,
+                           resumed.rows_read if resumed is not None else None, self.batch_size)
+
     # -- the source, read once -------------------------------------------------------
     def first_batch(self) -> Batch | None:
         """The first batch the load will read (None: the source yields nothing)."""
@@ -137,7 +148,7 @@ class LoadSession:
         if self._stream is not None:
             _close_stream(self._stream)
             self._stream = None
-        for connector in (self.source, self.destination):
+        for connector in (self.source, self.destination, self.lookups):
             with contextlib.suppress(Exception):  # closing must not mask the real outcome
                 connector.close()
 

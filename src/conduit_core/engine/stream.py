@@ -78,23 +78,26 @@ def stream_resource(source: Iterator[Batch], destination: BaseDestination, targe
     stages = pipeline or Pipeline([])
     load = _Load(destination, target, result, tracker, on_checkpoint, stages, dlq, gate)
 
-    def staged(read: Iterator[Batch]) -> Iterator[tuple[Batch, StageOutput]]:
+    def staged(read: Iterator[Batch]) -> Iterator[tuple[Batch | None, StageOutput]]:
         for raw in read:
             tracker.read(raw)
             renamed = load.names.apply(raw)
             yield renamed, stages.run(renamed)
+        for out in stages.finish():  # rows a stage held until the end (e.g. dedupe keep: last)
+            yield None, out
 
     # Three threads: the source reads ahead, the stages work on what it read, and this thread writes. A
     # few batches of read-ahead on each side keep both cores busy: at a depth of 2, CSV -> Parquet ran
     # 1.5x slower while each side waited for the other. Without stages, one read-ahead thread does.
     if stages.stages:
-        batches: Iterator[tuple[Batch, StageOutput]] = prefetch(staged(prefetch(source, depth=4)), depth=4)
+        batches: Iterator[tuple[Batch | None, StageOutput]] = prefetch(staged(prefetch(source, depth=4)), depth=4)
     else:
         batches = prefetch(staged(source), depth=8)
     try:
         for raw, out in batches:
             load.write(raw, out)
-            progress.advance(target.resource, raw.num_rows)
+            if raw is not None:
+                progress.advance(target.resource, raw.num_rows)
         load.finish()
     except BaseException:
         load.abort()
@@ -129,14 +132,17 @@ class _Load:
         self.begun = True  # set first: abort() must also clean up after a begin() that failed half-way
         self.destination.begin(self.target, schema)
 
-    def write(self, raw: Batch, out: StageOutput) -> None:
-        """Account for one batch as read (``raw``) and write what the stages made of it (``out``)."""
+    def write(self, read: Batch | None, out: StageOutput) -> None:
+        """Account for one batch as read (``read``) and write what the stages made of it (``out``); or, with
+        ``read`` None, write rows a stage held back (read and counted with their batches earlier)."""
         cancel.check()  # between batches: the safe point to stop at
         result = self.result
         result.renamed_columns = [r.to_dict() for r in self.names.renames]
+        raw = read if read is not None else out.rows.source
         if raw.source_file is not None and raw.source_file not in result.files_read:
             result.files_read.append(raw.source_file)
-        result.rows_read += raw.num_rows
+        if read is not None:
+            result.rows_read += raw.num_rows
         report(self.pipeline, result)
         result.rows_filtered += out.filtered
         if out.rejected:
@@ -144,7 +150,8 @@ class _Load:
                 msg = f"{len(out.rejected)} row(s) were rejected, and this load has no dead-letter queue"
                 raise InvariantError(msg)
             self.dlq.write(raw.data, [o for o, _ in out.rejected], [r for _, r in out.rejected],
-                           source_file=raw.source_file, first_row=raw.first_row)
+                           source_file=raw.source_file, first_row=raw.first_row,
+                           locations=raw.extras.get("locations"))
             result.rows_dlq += len(out.rejected)
         batch = self.tracker.conform(out.rows.as_batch())
         _check_batch(batch, self.first, self.target)
@@ -154,7 +161,7 @@ class _Load:
         if batch.num_rows:
             result.rows_written += self.destination.write_batch(batch)
             result.batches += 1
-        if self.checkpoints and self.tracker.due(raw, raw.num_rows):
+        if self.checkpoints and read is not None and not self.pipeline.holds and self.tracker.due(raw, raw.num_rows):
             _check_balance(result)
             state = self._with_dlq(self.tracker.state(result, dict(raw.position or {}), final=False))
             self.destination.checkpoint(state)

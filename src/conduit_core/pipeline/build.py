@@ -5,6 +5,7 @@ written)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 
 from conduit_core.config.models import ResourceConfig
@@ -15,7 +16,7 @@ from conduit_core.pipeline.evolve import EvolveStage
 from conduit_core.pipeline.incremental import IncrementalStage
 from conduit_core.pipeline.quality import QualityStage
 from conduit_core.pipeline.stage import Pipeline, Stage
-from conduit_core.pipeline.transforms import build_steps
+from conduit_core.pipeline.transforms import StepContext, build_steps
 from conduit_core.schema.model import TableSchema
 
 
@@ -26,24 +27,29 @@ def live_schema(destination: BaseDestination, target: WriteTarget) -> Callable[[
 
 def build_pipeline(resource: ResourceConfig, destination: BaseDestination, target: WriteTarget,
                    incremental: IncrementalFilter | None = None, *, dry: bool = False,
-                   live: Callable[[], TableSchema | None] | None = None) -> Pipeline:
+                   live: Callable[[], TableSchema | None] | None = None,
+                   context: StepContext | None = None) -> Pipeline:
     """The resource's stages. ``dry`` (preflight): no checks run and the target is not altered; the stages
     only say what the rows will look like, and whether the target may take them. ``live``: the target's
-    schema when the caller already has it."""
+    schema when the caller already has it. ``context``: what the transform steps need from the load."""
     live = live or live_schema(destination, target)
+    context = replace(context or StepContext(), dry=dry)
     stages: list[Stage] = [CoerceStage(resource, live, dry=dry)]
     if incremental is not None:
         stages.append(IncrementalStage(incremental))
-    stages.extend(build_steps(resource.transforms, strict=resource.coercion.strict and not dry))
+    stages.extend(build_steps(resource.transforms, strict=resource.coercion.strict and not dry, context=context))
     if resource.quality_checks and not dry:
         stages.append(QualityStage(resource))
     stages.append(EvolveStage(resource, destination, target, live, dry=dry))
     return Pipeline(stages)
 
 
-def close(pipeline: Pipeline) -> None:
-    """Release what the stages hold (DuckDB connections, the on-disk state of uniqueness checks)."""
+def close(pipeline: Pipeline, *, completed: bool = False) -> None:
+    """Release what the stages hold (DuckDB connections, the on-disk state of uniqueness checks); once the
+    load ``completed`` (its final commit landed), also what they kept for a resume."""
     for stage in pipeline.stages:
+        if completed and (discard := getattr(stage, "discard", None)) is not None:
+            discard()
         closing = getattr(stage, "close", None)
         if closing is not None:
             closing()

@@ -7,7 +7,7 @@ statistics, and the load owns the row accounting.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +67,19 @@ class StageOutput:
     unmatched: int = 0
 
 
+def require_columns(columns: Sequence[str], data: pa.RecordBatch, step: str,
+                    hint: str = "fix the step in `transforms:` (columns are named as after earlier steps)") -> None:
+    """A config error naming the first column that is not in the data, with a did-you-mean."""
+    from conduit_core.config.issues import suggest
+    from conduit_core.errors import ConfigError
+
+    names = data.schema.names
+    for column in columns:
+        if column not in names:
+            msg = f"transform {step}: column {column!r} is not in the data{suggest(column, names)}; columns: {names}"
+            raise ConfigError(msg, hint=hint)
+
+
 class Stage(Protocol):
     #: How the manifest names the stage (``coerce``, ``incremental``, ``filter #2``, ``quality`` ...).
     name: str
@@ -97,10 +110,30 @@ class Pipeline:
         self.stages = list(stages)
         self.stats = [StageStats(stage.name) for stage in self.stages]
 
+    @property
+    def holds(self) -> bool:
+        """Whether a stage holds rows back until the source is read to the end (:meth:`finish` releases them):
+        such a load writes nothing before then, so it takes no checkpoint."""
+        return any(getattr(stage, "holds", False) for stage in self.stages)
+
     def run(self, batch: Batch) -> StageOutput:
         """``batch`` (as read) through every stage: the rows left, and everything the stages took out."""
-        total = StageOutput(Rows.read(batch))
-        for stage, stats in zip(self.stages, self.stats, strict=True):
+        return self._through(StageOutput(Rows.read(batch)), 0)
+
+    def finish(self) -> Iterator[StageOutput]:
+        """Once the source is read to the end: the rows stages held back, through the stages after them."""
+        for index, stage in enumerate(self.stages):
+            release = getattr(stage, "finish", None)
+            if release is None:
+                continue
+            stats = self.stats[index]
+            for out in release():
+                stats.rows_out += out.rows.num_rows
+                stats.rows_filtered += out.filtered
+                yield self._through(out, index + 1)
+
+    def _through(self, total: StageOutput, start: int) -> StageOutput:
+        for stage, stats in zip(self.stages[start:], self.stats[start:], strict=True):
             started = time.perf_counter()
             out = stage.apply(total.rows)
             stats.seconds += time.perf_counter() - started
@@ -114,5 +147,12 @@ class Pipeline:
         return total
 
     def steps(self) -> list[dict[str, Any]]:
-        """Each stage's statistics, for the manifest."""
-        return [s.to_dict() for s in self.stats]
+        """Each stage's statistics (and the rows it names, such as a dedupe's first duplicates), for the
+        manifest."""
+        steps = []
+        for stage, stats in zip(self.stages, self.stats, strict=True):
+            step = stats.to_dict()
+            if examples := getattr(stage, "examples", None):
+                step["examples"] = list(examples)
+            steps.append(step)
+        return steps

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,10 @@ from conduit_core.config.issues import suggest
 from conduit_core.config.models import DeclaredColumn, TransformConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.stage import Rows, Stage, StageOutput
+from conduit_core.pipeline.dedupe import DryDedupe, HoldingDedupe, StreamingDedupe
+from conduit_core.pipeline.join import JoinStep
+from conduit_core.pipeline.lookups import Lookups
+from conduit_core.pipeline.stage import Rows, Stage, StageOutput, require_columns
 from conduit_core.schema.declared import DeclaredSchema
 
 GROUP = "conduit.transforms"
@@ -43,15 +48,6 @@ def check_row_wise(sql: str) -> None:
         raise ValueError(msg)
 
 
-def _missing(columns: Sequence[str], data: pa.RecordBatch, step: str) -> None:
-    """A config error naming the first column that is not in the data, with a did-you-mean."""
-    names = data.schema.names
-    for column in columns:
-        if column not in names:
-            msg = f"transform {step}: column {column!r} is not in the data{suggest(column, names)}; columns: {names}"
-            raise ConfigError(msg, hint="fix the step in `transforms:` (columns are named as after earlier steps)")
-
-
 class _Step:
     def __init__(self, config: TransformConfig, position: int) -> None:
         self.config = config
@@ -61,7 +57,7 @@ class _Step:
 class RenameStep(_Step):
     def apply(self, rows: Rows) -> StageOutput:
         mapping = self.config.rename or {}
-        _missing(list(mapping), rows.data, self.name)
+        require_columns(list(mapping), rows.data, self.name)
         names = [mapping.get(n, n) for n in rows.data.schema.names]
         if len(set(names)) != len(names):
             msg = f"transform {self.name}: the new names repeat a column name ({names})"
@@ -73,9 +69,9 @@ class SelectStep(_Step):
     def apply(self, rows: Rows) -> StageOutput:
         data = rows.data
         if self.config.select is not None:
-            _missing(self.config.select, data, self.name)
+            require_columns(self.config.select, data, self.name)
             return StageOutput(rows.replace(data.select(list(self.config.select))))
-        _missing(self.config.drop or (), data, self.name)
+        require_columns(self.config.drop or (), data, self.name)
         return StageOutput(rows.replace(data.drop_columns(list(self.config.drop or ()))))
 
 
@@ -88,7 +84,7 @@ class CastStep(_Step):
                                        strict=strict)
 
     def apply(self, rows: Rows) -> StageOutput:
-        _missing(list(self.declared.columns), rows.data, self.name)
+        require_columns(list(self.declared.columns), rows.data, self.name)
         coerced, rejects = self.declared.coerce(rows.as_batch())
         if not rejects:
             return StageOutput(rows.replace(coerced.data))
@@ -242,7 +238,24 @@ def load_step(target: str) -> Callable[..., Any]:
     return function
 
 
-def build_steps(transforms: Sequence[TransformConfig], *, strict: bool) -> list[Stage]:
+@dataclass(frozen=True)
+class StepContext:
+    """What steps that look beyond one batch need from the load."""
+
+    #: The lookup sources of the load (join steps).
+    lookups: Lookups | None = None
+    #: Where a step keeps what must outlive the process (the keys a dedupe has seen); None: nowhere (a dry
+    #: run, a replay).
+    work: Path | None = None
+    #: The rows the checkpoint a resumed load continues had read (None: a fresh load).
+    resumed_at: int | None = None
+    batch_size: int = 50_000
+    #: Preflight: check the steps' columns, remember nothing.
+    dry: bool = False
+
+
+def build_steps(transforms: Sequence[TransformConfig], *, strict: bool,
+                context: StepContext = StepContext()) -> list[Stage]:
     """The stages of ``transforms:``, sharing one in-memory DuckDB connection for the SQL steps."""
     duck = _Duck()
 
@@ -261,6 +274,23 @@ def build_steps(transforms: Sequence[TransformConfig], *, strict: bool) -> list[
             steps.append(DeriveStep(config, position, duck))
         elif kind == "sql":
             steps.append(SqlStep(config, position, duck))
+        elif kind == "dedupe":
+            steps.append(_dedupe(config, position, context))
+        elif kind == "join":
+            if context.lookups is None:
+                msg = f"transform {config.name or f'join #{position}'}: this command cannot read lookup sources"
+                raise ConfigError(msg)
+            steps.append(JoinStep(config, position, context.lookups))
         else:
             steps.append(PythonStep(config, position))
     return steps
+
+
+def _dedupe(config: TransformConfig, position: int, context: StepContext) -> Stage:
+    assert config.dedupe is not None
+    if context.dry:
+        return DryDedupe(config, position)
+    if config.dedupe.streams:
+        path = context.work / f"dedupe-{position}.duckdb" if context.work is not None else None
+        return StreamingDedupe(config, position, path, context.resumed_at)
+    return HoldingDedupe(config, position, context.batch_size)

@@ -10,16 +10,13 @@ memory stays bounded.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from conduit_core.config.models import QualityCheckConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
+from conduit_core.pipeline.scratch import ScratchDB
 from conduit_core.quality.registry import custom, verdict
 from conduit_core.state.values import cast_value
 
@@ -40,22 +37,11 @@ class Checks:
 
     def __init__(self, checks: tuple[QualityCheckConfig, ...]) -> None:
         self.checks = checks
-        self._duck: Any = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._con = ScratchDB("conduit-quality-")
         self._seen: dict[str, str] = {}
         #: Per check label: the reason each failing row gave (custom validators returning (False, reason)),
         #: aligned with the rows of the batch last checked.
         self.reasons: dict[str, list[str | None]] = {}
-
-    def _con(self) -> Any:
-        if self._duck is None:
-            import duckdb
-
-            self._tmp = tempfile.TemporaryDirectory(prefix="conduit-quality-")
-            self._duck = duckdb.connect(str(Path(self._tmp.name) / "quality.duckdb"))
-            self._duck.execute(f"SET temp_directory = '{self._tmp.name}'")
-            self._duck.execute("SET memory_limit = '256MB'")
-        return self._duck
 
     def failed(self, batch: pa.RecordBatch, check: QualityCheckConfig) -> pa.BooleanArray:
         """The rows of ``batch`` that fail ``check`` (and, in ``reasons``, why, where the check says)."""
@@ -142,9 +128,4 @@ class Checks:
         return pa.array([o is not None and not o[0] for o in outcomes], pa.bool_())
 
     def close(self) -> None:
-        if self._duck is not None:
-            self._duck.close()
-            self._duck = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self._con.close()

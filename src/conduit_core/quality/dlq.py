@@ -46,15 +46,22 @@ class DeadLetterQueue:
         return self._fd
 
     def write(self, raw: pa.RecordBatch, indices: list[int], reasons: list[dict[str, Any]], *,
-              source_file: str | None, first_row: int) -> None:
-        """Append one line per rejected row: ``raw.take(indices)`` with the matching reason."""
+              source_file: str | None, first_row: int,
+              locations: tuple[pa.Array, pa.Array] | None = None) -> None:
+        """Append one line per rejected row: ``raw.take(indices)`` with the matching reason. ``locations``:
+        each row's own file and row, for rows that are not one run of a file (rows a step held back)."""
         if not indices:
             return
-        records = raw.take(pa.array(indices, pa.int64())).to_pylist()
+        taken = pa.array(indices, pa.int64())
+        records = raw.take(taken).to_pylist()
+        if locations is not None:
+            where = list(zip(locations[0].take(taken).to_pylist(), locations[1].take(taken).to_pylist(), strict=True))
+        else:
+            where = [(source_file, first_row + index) for index in indices]
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         lines = []
-        for index, record, reason in zip(indices, records, reasons, strict=True):
-            entry = {"record": record, **reason, "source_file": source_file, "row": first_row + index,
+        for (file, row), record, reason in zip(where, records, reasons, strict=True):
+            entry = {"record": record, **reason, "source_file": file, "row": row,
                      "run_id": self.run_id, "timestamp": stamp}
             lines.append(json.dumps(entry, default=str, ensure_ascii=False))
         os.write(self._open(), ("\n".join(lines) + "\n").encode("utf-8"))
