@@ -7,7 +7,7 @@ import contextlib
 import csv as pycsv
 import io
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,17 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.csv_sniff import Dialect, sniff
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
+from conduit_core.connectors.files import (
+    Combine,
+    FileMarks,
+    Listing,
+    align,
+    column_difference,
+    expand,
+    resume_files,
+    skip_rows,
+    union_schema,
+)
 from conduit_core.errors import ConfigError, DataError
 from conduit_core.schema.exact import Inexact, convert_columns, decide, is_number
 from conduit_core.schema.model import Column, TableSchema
@@ -77,6 +87,8 @@ class CsvSourceOptions(ConnectorOptions):
     block_size: int | None = Field(default=None, ge=64 * 1024, le=1024 * 1024 * 1024,
                                    description="bytes parsed at a time (default 2 MiB); raise it for "
                                                "records larger than half a block")
+    combine: Combine = Field(default="concat", description="for a glob: concat (same columns), union_by_name, "
+                                                           "or validate_schema (checked before reading)")
 
     @field_validator("encoding")
     @classmethod
@@ -148,11 +160,53 @@ class CsvSource(BaseSource):
         return max(total, 0)
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
+        listing = Listing(self._files())
         if request.schema is not None:
             self._schema = request.schema  # resuming: keep the types the load started with
-        listing = Listing(self._files())
+        elif len(listing.files) > 1 and self.options.combine == "union_by_name":
+            self._schema = self._union(listing.files, request)
+        if len(listing.files) > 1 and self.options.combine == "validate_schema":
+            self._validate(listing.files)
         for path, skip, last in resume_files(listing.files, request.resume_position):
             yield from skip_rows(self._read_file(path, request, listing.marks(path)), skip, last)
+
+    def _first_schema(self, path: Path, request: ReadRequest) -> pa.Schema:
+        """The types the first batch of ``path`` would have, read on its own."""
+        alone = CsvSource(self.options.model_copy(update={"combine": "concat"}))
+        batches = alone._read_file(path, request, Listing([path]).marks(path))
+        try:
+            return next(batches).schema
+        finally:
+            batches.close()
+
+    def _union(self, files: list[Path], request: ReadRequest) -> pa.Schema:
+        """Every column of every file, typed by the first file that has it (its first rows, as for one file)."""
+        schemas: list[tuple[Path, pa.Schema]] = []
+        typed: dict[str, pa.Field] = {}
+        for path in files:
+            names = self._header(path)
+            if any(name not in typed for name in names):
+                typed.update({f.name: f for f in self._first_schema(path, request) if f.name not in typed})
+            schemas.append((path, pa.schema([typed[name] for name in names])))
+        return union_schema(schemas)
+
+    def _validate(self, files: list[Path]) -> None:
+        """Before a row is read: every file has the first one's columns, in its order."""
+        expected = self._header(files[0])
+        for path in files[1:]:
+            found = self._header(path)
+            if found != expected:
+                msg = (f"combine: validate_schema: columns differ from the first file ({files[0].name}): "
+                       f"{column_difference(expected, found)}")
+                raise DataError(msg, file=str(path), hint="fix the file, or use combine: union_by_name to align "
+                                                          "the files by column name")
+
+    def _header(self, path: Path) -> list[str]:
+        with contextlib.ExitStack() as files:
+            handle = _handle(files, path)
+            sample = handle.peek(_SAMPLE_BYTES)[:_SAMPLE_BYTES]
+            dialect = sniff(sample, path, encoding=self.options.encoding, delimiter=self.options.delimiter)
+            return list(self._open(handle, path, dialect, self._block_size(), None).schema.names)
 
     # -- one file ---------------------------------------------------------------
     def _block_size(self) -> int:
@@ -162,7 +216,7 @@ class CsvSource(BaseSource):
         # with --batch-size.
         return self.options.block_size or _BLOCK
 
-    def _read_file(self, path: Path, request: ReadRequest, marks: FileMarks) -> Iterator[Batch]:
+    def _read_file(self, path: Path, request: ReadRequest, marks: FileMarks) -> Generator[Batch, None, None]:
         opts = self.options
         with contextlib.ExitStack() as files:
             handle = _handle(files, path)
@@ -188,6 +242,7 @@ class CsvSource(BaseSource):
             reader = self._open(handle, path, dialect, block, types)
             self._check_text(reader.schema, path, dialect)
             self._check_columns(reader.schema, path)
+            numbers = {name: kind for name, kind in numbers.items() if name in reader.schema.names}
             row = 0
             schema = reader.schema
 
@@ -202,6 +257,7 @@ class CsvSource(BaseSource):
                 exact = self._exact(block_data, numbers, path, dialect, row)
                 if self._schema is None:
                     self._schema = exact.schema
+                exact = align(exact, self._schema)
                 for data in slices(exact, request.batch_size):
                     yield Batch(data, position=marks.position(row + data.num_rows, data), source_file=str(path),
                                 first_row=row + 1)
@@ -282,12 +338,16 @@ class CsvSource(BaseSource):
                 raise DataError(msg, file=str(path), line=line, row=row, column=column or field.name, hint=hint)
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:
+        if self.options.combine == "union_by_name":
+            return
         if self._names is None:
             self._names = schema.names
             return
         if schema.names != self._names:
-            msg = f"columns differ from the first file of the glob: expected {self._names}, found {schema.names}"
-            raise DataError(msg, file=str(path), hint="read files with different layouts as separate resources")
+            msg = (f"columns differ from the first file of the glob: {column_difference(self._names, schema.names)} "
+                   f"(expected {self._names})")
+            raise DataError(msg, file=str(path), hint="use combine: union_by_name to align files by column name, "
+                                                      "or read them as separate resources")
 
     def _locate_error(self, exc: pa.ArrowInvalid, path: Path, dialect: Dialect,
                       schema: pa.Schema | None, block: int) -> DataError:

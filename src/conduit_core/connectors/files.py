@@ -9,12 +9,65 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
 from conduit_core.batch import Batch
-from conduit_core.errors import ConfigError, FatalError, StateError
+from conduit_core.errors import ConfigError, DataError, FatalError, StateError
+
+#: How the files of a glob make one stream: ``concat`` (the same columns in every file), ``union_by_name``
+#: (every column of any file, by name; NULL where a file lacks one), ``validate_schema`` (every file checked
+#: to have the first one's columns before a row is read).
+Combine = Literal["concat", "union_by_name", "validate_schema"]
+
+
+def column_difference(expected: list[str], found: list[str]) -> str:
+    """How the columns ``found`` differ from ``expected``, in words."""
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    parts = [f"missing {missing}" if missing else "", f"extra {extra}" if extra else ""]
+    said = "; ".join(p for p in parts if p)
+    return said or f"the same columns in another order: {found} (expected {expected})"
+
+
+def schema_difference(expected: pa.Schema, found: pa.Schema) -> str | None:
+    """How ``found`` differs from ``expected`` (names, order, then types), or None when it does not."""
+    if found.names != expected.names:
+        return column_difference(expected.names, found.names)
+    for want, got in zip(expected, found, strict=True):
+        if not want.type.equals(got.type):
+            return f"column {want.name!r} is {got.type}, not {want.type}"
+    return None
+
+
+def union_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
+    """Every column of any file, in the order they first appear; a column must have one type in every file
+    that has it (a guess between two types could change values)."""
+    fields: dict[str, tuple[pa.Field, Path]] = {}
+    for path, schema in schemas:
+        for field in schema:
+            if field.name not in fields:
+                fields[field.name] = (field, path)
+                continue
+            first, where = fields[field.name]
+            if not first.type.equals(field.type):
+                msg = (f"column {field.name!r} is {field.type} here but {first.type} in {where}; union_by_name "
+                       "needs one type per column")
+                raise DataError(msg, file=str(path), hint="declare the column's type on the source, or read the "
+                                                          "files as separate resources")
+    everywhere = {name for name in fields if all(name in schema.names for _, schema in schemas)}
+    return pa.schema([field if name in everywhere else field.with_nullable(True)
+                      for name, (field, _) in fields.items()])
+
+
+def align(data: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``data`` with the columns of ``schema``, in its order: NULL for the ones ``data`` lacks."""
+    if data.schema.equals(schema):
+        return data
+    columns = [data.column(f.name) if f.name in data.schema.names else pa.nulls(data.num_rows, f.type)
+               for f in schema]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def expand(pattern: Path) -> list[Path]:

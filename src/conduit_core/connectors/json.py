@@ -24,7 +24,15 @@ from conduit_core.connectors.base import (
 )
 from conduit_core.connectors.duckdb import arrow_batches
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
+from conduit_core.connectors.files import (
+    Combine,
+    FileMarks,
+    Listing,
+    column_difference,
+    expand,
+    resume_files,
+    skip_rows,
+)
 from conduit_core.errors import DataError
 from conduit_core.schema.exact import Inexact, NumberText, convert_columns
 from conduit_core.schema.types import type_name
@@ -38,6 +46,9 @@ class JsonSourceOptions(ConnectorOptions):
     format: JsonFormat = "auto"
     sample_size: int = Field(default=20_480, ge=1, description="records sampled to detect dates and timestamps "
                                                                "in strings")
+    combine: Combine = Field(default="concat", description="for a glob: keys are aligned by name either way; "
+                                                           "validate_schema checks every file has the first "
+                                                           "one's keys before reading")
 
 
 #: Types DuckDB may detect in JSON strings from a sample; a later string that does not parse fails the read.
@@ -95,6 +106,8 @@ class JsonSource(BaseSource):
         con = duckdb.connect()
         try:
             files = expand(self.options.path)
+            if len(files) > 1 and self.options.combine == "validate_schema":
+                self._validate(con, files)
             layout = self._layout(con, files)
             if request.schema is not None:
                 # Resuming: the numbers keep the types the load started with (a value that no longer fits
@@ -106,6 +119,29 @@ class JsonSource(BaseSource):
                 yield from skip_rows(self._read_file(con, path, request, layout, listing.marks(path)), skip, last)
         finally:
             con.close()
+
+    def _keys(self, con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+        import duckdb
+
+        quoted = str(path).replace("'", "''")
+        try:
+            rows = con.execute(f"SELECT json_group_structure(json) FROM read_json_objects('{quoted}', "
+                               f"format='{self._format()}')").fetchall()
+        except duckdb.Error as exc:
+            raise _read_error(exc, path) from None
+        structure = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+        return list(structure) if isinstance(structure, dict) else []
+
+    def _validate(self, con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+        """Before a record is loaded: every file has the keys of the first one (in the order first seen)."""
+        expected = self._keys(con, files[0])
+        for path in files[1:]:
+            found = self._keys(con, path)
+            if found != expected:
+                msg = (f"combine: validate_schema: the keys differ from the first file ({files[0].name}): "
+                       f"{column_difference(expected, found)}")
+                raise DataError(msg, file=str(path), hint="fix the file, or leave combine at concat (keys are "
+                                                          "aligned by name; a missing key is NULL)")
 
     def _layout(self, con: duckdb.DuckDBPyConnection, files: list[Path]) -> _Layout:
         """One pass over every file for the keys and JSON types of all records (``json_group_structure``),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,17 @@ from conduit_core.connectors.base import (
     ReadRequest,
 )
 from conduit_core.connectors.file_destination import FileDestination
-from conduit_core.connectors.files import FileMarks, Listing, expand, resume_files, skip_rows
+from conduit_core.connectors.files import (
+    Combine,
+    FileMarks,
+    Listing,
+    align,
+    expand,
+    resume_files,
+    schema_difference,
+    skip_rows,
+    union_schema,
+)
 from conduit_core.errors import DataError
 from conduit_core.schema.model import TableSchema
 from conduit_core.schema.types import Relation, relate
@@ -27,6 +38,8 @@ from conduit_core.schema.types import Relation, relate
 
 class ParquetSourceOptions(ConnectorOptions):
     path: ConfigPath = Field(description="file or glob")
+    combine: Combine = Field(default="concat", description="for a glob: concat (same schema), union_by_name, "
+                                                           "or validate_schema (checked before reading)")
 
 
 class ParquetSource(BaseSource):
@@ -45,10 +58,28 @@ class ParquetSource(BaseSource):
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
         files = expand(self.options.path)
+        union = self._combined(files) if len(files) > 1 else None
         # Parquet files are rewritten whole, never edited in place: any change to the checkpoint's file refuses.
         listing = Listing(files)
         for path, skip, _ in resume_files(files, request.resume_position, strict=True):
-            yield from self._read_file(path, request, skip, listing.marks(path))
+            for batch in self._read_file(path, request, skip, listing.marks(path)):
+                yield batch if union is None else replace(batch, data=align(batch.data, union))
+
+    def _combined(self, files: list[Path]) -> pa.Schema | None:
+        """Per ``combine``, from the files' footers before a row is read: the schema every batch is aligned to
+        (union_by_name), or a check that every file has the first one's schema (validate_schema)."""
+        if self.options.combine == "concat":
+            return None
+        schemas = [(path, _schema(path)) for path in files]
+        if self.options.combine == "union_by_name":
+            return union_schema(schemas)
+        first, expected = schemas[0]
+        for path, schema in schemas[1:]:
+            if (difference := schema_difference(expected, schema)) is not None:
+                msg = f"combine: validate_schema: the schema differs from the first file ({first.name}): {difference}"
+                raise DataError(msg, file=str(path), hint="fix the file, or use combine: union_by_name to align "
+                                                          "the files by column name")
+        return None
 
     def _read_file(self, path: Path, request: ReadRequest, skip: int, marks: FileMarks) -> Iterator[Batch]:
         try:
@@ -68,6 +99,14 @@ class ParquetSource(BaseSource):
                                                                          row_groups=[group])))
             yield from skip_rows(batches, max(skip - row, 0))
             row += group_rows
+
+
+def _schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        msg = f"not a readable Parquet file: {exc}"
+        raise DataError(msg, file=str(path)) from None
 
 
 def _offsets(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, pa.RecordBatch]]:
