@@ -169,6 +169,13 @@ def test_plugin_transform_step_by_entry_point(plugin_env: dict[str, str], tmp_pa
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select id, id_cubed from cubes order by id").fetchall() == [
             (n, n ** 3) for n in range(1, 6)]
+    listed = conduit(plugin_env, "steps", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, _explain(listed)
+    steps_by_name = {s["name"]: s for s in json.loads(listed.stdout)}
+    assert steps_by_name["add_cube"]["origin"] == f"{DIST} 0.1.0"
+    assert steps_by_name["add_cube"]["target"] == "conduit_connector_example:add_cube"
+    assert steps_by_name["add_cube"]["error"] is None
+    assert steps_by_name["join"]["origin"] == "built-in"
 
 
 def test_builtin_csv_into_plugin_jsonl(plugin_env: dict[str, str], tmp_path: Path) -> None:

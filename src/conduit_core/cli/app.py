@@ -123,6 +123,24 @@ def connectors(json_output: JsonOpt = False) -> None:
 
 
 @app.command()
+def steps(json_output: JsonOpt = False) -> None:
+    """List the transform steps: built-in, and Python steps registered by packages (conduit.transforms)."""
+    from dataclasses import asdict
+
+    from conduit_core.cli.tables import steps_table
+    from conduit_core.pipeline.transforms import list_steps
+
+    infos = list_steps()
+    if json_output:
+        print_json([asdict(info) for info in infos])
+        return
+    out.print(steps_table(infos))
+    for info in infos:
+        if info.error:
+            err.print(f"Warning: step {info.name!r} ({info.origin}) is unavailable: {info.error}", markup=False)
+
+
+@app.command()
 def manifest(
     file: FileOpt = DEFAULT_FILE,
     status: Annotated[str | None, typer.Option(

@@ -13,6 +13,7 @@ from conduit_core.engine.results import RunResult
 
 if TYPE_CHECKING:
     from conduit_core.engine.preflight import PreflightReport
+    from conduit_core.pipeline.transforms import StepInfo
 
 _STATUS_STYLE = {"success": "green", "partial_success": "yellow", "failed": "red", "skipped": "dim"}
 
@@ -28,6 +29,16 @@ def connectors_table(infos: Sequence[ConnectorInfo]) -> Table:
     for info in infos:
         description = f"[red]unavailable: {info.error}[/]" if info.error else info.description
         table.add_row(info.kind, info.type, info.origin, description)
+    return table
+
+
+def steps_table(infos: Sequence[StepInfo]) -> Table:
+    table = Table(title="Transform steps")
+    for name in ("step", "origin", "target", "description"):
+        table.add_column(name)
+    for info in infos:
+        description = f"[red]unavailable: {escape(info.error)}[/]" if info.error else escape(info.description)
+        table.add_row(info.name, info.origin, escape(info.target), description)
     return table
 
 

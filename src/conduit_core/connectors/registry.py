@@ -63,7 +63,8 @@ def _plugins(kind: Kind) -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=_GROUP[kind])}
 
 
-def _origin(ep: EntryPoint) -> str:
+def origin(ep: EntryPoint) -> str:
+    """The package (name and version) an entry point comes from."""
     dist = ep.dist
     return f"{dist.name} {dist.version}" if dist is not None else "entry point"
 
@@ -89,8 +90,8 @@ def _load(kind: Kind, type_name: str) -> type[BaseSource] | type[BaseDestination
     try:
         cls = plugin.load()
     except Exception as exc:
-        msg = f"{kind} type {type_name!r} from {_origin(plugin)} failed to import: {type(exc).__name__}: {exc}"
-        raise ConfigError(msg, hint=f"reinstall or upgrade {_origin(plugin).split()[0]}") from exc
+        msg = f"{kind} type {type_name!r} from {origin(plugin)} failed to import: {type(exc).__name__}: {exc}"
+        raise ConfigError(msg, hint=f"reinstall or upgrade {origin(plugin).split()[0]}") from exc
     if not (isinstance(cls, type) and issubclass(cls, _BASE[kind])):
         msg = f"{kind} type {type_name!r} ({plugin.value}) is not a subclass of {_BASE[kind].__name__}"
         raise ConfigError(msg)
@@ -119,14 +120,14 @@ def list_connectors() -> list[ConnectorInfo]:
     for kind in ("source", "destination"):
         entries: dict[str, tuple[str, str]] = {n: ("built-in", t) for n, t in _BUILTIN[kind].items()}
         for name, ep in _plugins(kind).items():
-            entries.setdefault(name, (_origin(ep), ep.value))
-        for name, (origin, target) in sorted(entries.items()):
+            entries.setdefault(name, (origin(ep), ep.value))
+        for name, (source, target) in sorted(entries.items()):
             try:
                 cls = _load(kind, name)
             except ConfigError as exc:
-                infos.append(ConnectorInfo(kind, name, origin, target, error=exc.message))
+                infos.append(ConnectorInfo(kind, name, source, target, error=exc.message))
                 continue
             description = cls.description or (cls.__doc__ or "").strip().splitlines()[0:1]
             text = description if isinstance(description, str) else (description[0] if description else "")
-            infos.append(ConnectorInfo(kind, name, origin, target, text))
+            infos.append(ConnectorInfo(kind, name, source, target, text))
     return infos

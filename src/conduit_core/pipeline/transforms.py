@@ -219,6 +219,46 @@ def _as_batch(result: Any, step: str) -> pa.RecordBatch:
     raise DataError(msg)
 
 
+#: The built-in steps, as `conduit steps` lists them.
+BUILT_IN = {
+    "rename": "rename columns: {old: new}",
+    "select": "keep only the named columns, in that order",
+    "drop": "leave out the named columns",
+    "cast": "convert columns to declared types; values that do not convert go to the dead-letter queue",
+    "filter": "leave out rows where a DuckDB SQL expression is false or NULL (counted as filtered)",
+    "derive": "new columns from DuckDB SQL expressions",
+    "sql": "a row-wise SELECT ... FROM batch",
+    "dedupe": "one row per key across the whole load (keep: first | last | latest | non_null)",
+    "join": "columns from a lookup source, matched on keys (unmatched: keep | drop | dlq)",
+    "uses": "a Python step: module:function, or a name registered in the conduit.transforms group",
+}
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    origin: str
+    target: str
+    description: str
+    error: str | None = None
+
+
+def list_steps() -> list[StepInfo]:
+    """The built-in steps, then the Python steps packages register (each imported for its description)."""
+    from conduit_core.connectors.registry import origin
+
+    infos = [StepInfo(name, "built-in", f"{name}:", text) for name, text in BUILT_IN.items()]
+    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
+        try:
+            function = point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is listed as unavailable, not fatal
+            infos.append(StepInfo(point.name, origin(point), point.value, "", f"{type(exc).__name__}: {exc}"))
+            continue
+        doc = (getattr(function, "__doc__", None) or "").strip().splitlines()
+        infos.append(StepInfo(point.name, origin(point), point.value, doc[0] if doc else ""))
+    return infos
+
+
 def load_step(target: str) -> Callable[..., Any]:
     """The function of a Python step: ``module:function``, or a name from the ``conduit.transforms`` group."""
     module_name, _, attribute = target.partition(":")
