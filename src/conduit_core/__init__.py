@@ -17,12 +17,14 @@ __all__ = [
     "Capabilities",
     "ConduitError",
     "ConfigError",
+    "PipelineBuilder",
     "ReadRequest",
     "RunOptions",
     "WriteMode",
     "WriteTarget",
     "__version__",
     "load_config",
+    "pipeline",
     "run",
 ]
 
@@ -39,10 +41,13 @@ _LAZY = {
     "load_config": "conduit_core.config.loader",
     "run": "conduit_core.engine.runner",
     "RunOptions": "conduit_core.engine.runner",
+    "pipeline": "conduit_core.builder",
+    "PipelineBuilder": "conduit_core.builder",
 }
 
 if TYPE_CHECKING:
     from conduit_core.batch import Batch
+    from conduit_core.builder import PipelineBuilder, pipeline
     from conduit_core.config.loader import load_config
     from conduit_core.connectors.base import (
         BaseDestination,

@@ -128,7 +128,7 @@ def steps(json_output: JsonOpt = False) -> None:
     from dataclasses import asdict
 
     from conduit_core.cli.tables import steps_table
-    from conduit_core.pipeline.transforms import list_steps
+    from conduit_core.stages.transforms import list_steps
 
     infos = list_steps()
     if json_output:

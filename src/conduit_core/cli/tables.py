@@ -13,7 +13,7 @@ from conduit_core.engine.results import RunResult
 
 if TYPE_CHECKING:
     from conduit_core.engine.preflight import PreflightReport
-    from conduit_core.pipeline.transforms import StepInfo
+    from conduit_core.stages.transforms import StepInfo
 
 _STATUS_STYLE = {"success": "green", "partial_success": "yellow", "failed": "red", "skipped": "dim"}
 

@@ -144,12 +144,25 @@ def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> In
     """Load and validate ``file``; raise :class:`ConfigError` listing every problem."""
     path = Path(file).resolve()
     located = read_yaml_file(path)
-    out = _Collector(located)
     if not isinstance(located.data, dict):
+        out = _Collector(located)
         out.add("the file must be a mapping with sources, destinations and resources", ())
         raise ConfigError("Invalid configuration", issues=out.issues, file=str(file))
     data, env_issues = substitute_tree(located, load_env(path.parent) if env is None else env)
-    out.issues.extend(env_issues)
+    return _validated(located, data, path, str(file), env_issues)
+
+
+def config_from_dict(data: Mapping[str, Any], *, file: Path) -> IngestConfig:
+    """Validate a configuration built in Python (see :mod:`conduit_core.builder`) with the rules of a file's:
+    ``file`` names it in messages and the run history, and relative paths are relative to its folder."""
+    plain = dict(data)
+    return _validated(Located(plain), plain, file.resolve(), str(file), [])
+
+
+def _validated(located: Located, data: dict[str, Any], path: Path, label: str,
+               issues: list[ConfigIssue]) -> IngestConfig:
+    out = _Collector(located)
+    out.issues.extend(issues)
     for key in data:
         if key not in _TOP_LEVEL:
             out.add(f"unknown top-level key {key!r}{suggest(key, _TOP_LEVEL)}; valid keys: {', '.join(_TOP_LEVEL)}",
@@ -161,8 +174,8 @@ def load_config(file: str | Path, *, env: Mapping[str, str] | None = None) -> In
     destinations, dest_types = _connectors(data.get("destinations"), "destination", "destinations", out, context)
     resources = _resources(data.get("resources"), out, context, source_types, dest_types)
     if out.issues:
-        issues = sorted(out.issues, key=lambda i: (i.line or 0, i.column or 0))
-        raise ConfigError("Invalid configuration", issues=issues, file=str(file),
+        found = sorted(out.issues, key=lambda i: (i.line or 0, i.column or 0))
+        raise ConfigError("Invalid configuration", issues=found, file=label,
                           hint="fix the entries above; `conduit validate -f FILE` re-checks without running")
     if not Path(settings.state_dir).is_absolute():
         settings = settings.model_copy(update={"state_dir": path.parent / settings.state_dir})

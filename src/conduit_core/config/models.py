@@ -260,7 +260,7 @@ class TransformConfig(_Frozen):
                     msg = f"cast.{column}: {exc}"
                     raise ValueError(msg) from None
         if self.sql is not None:
-            from conduit_core.pipeline.transforms import check_row_wise
+            from conduit_core.stages.transforms import check_row_wise
 
             check_row_wise(self.sql)
         return self

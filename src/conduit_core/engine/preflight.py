@@ -25,12 +25,12 @@ from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_pro
 from conduit_core.engine.session import LoadSession
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError, StateError, environment_problem
 from conduit_core.observe.redact import redact
-from conduit_core.pipeline.build import build_pipeline
-from conduit_core.pipeline.build import close as close_pipeline
-from conduit_core.pipeline.evolve import EvolveStage
-from conduit_core.pipeline.stage import Pipeline, Rows
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.model import TableSchema
+from conduit_core.stages.build import build_pipeline
+from conduit_core.stages.build import close as close_pipeline
+from conduit_core.stages.evolve import EvolveStage
+from conduit_core.stages.stage import Pipeline, Rows
 
 
 class PreflightError(ConduitError):

@@ -20,12 +20,12 @@ from conduit_core.engine.stream import stream_resource
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import ConfigError, StateError
 from conduit_core.observe.progress import NoProgress
-from conduit_core.pipeline.build import build_pipeline
-from conduit_core.pipeline.build import close as close_pipeline
-from conduit_core.pipeline.lookups import Lookups
-from conduit_core.pipeline.transforms import StepContext
 from conduit_core.quality.dlq import DeadLetterQueue, dlq_dir, read_entries
 from conduit_core.schema.types import type_name
+from conduit_core.stages.build import build_pipeline
+from conduit_core.stages.build import close as close_pipeline
+from conduit_core.stages.lookups import Lookups
+from conduit_core.stages.transforms import StepContext
 from conduit_core.state import open_store
 from conduit_core.state.resume import ResumeState
 from conduit_core.state.store import StateStore, now

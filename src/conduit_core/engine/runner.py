@@ -38,10 +38,10 @@ from conduit_core.errors import ConduitError, ConfigError, FatalError, StateErro
 from conduit_core.errors import ConnectionError as RetriableError
 from conduit_core.observe.progress import NoProgress, ProgressSink
 from conduit_core.observe.redact import redact
-from conduit_core.pipeline.build import build_pipeline
-from conduit_core.pipeline.build import close as close_pipeline
 from conduit_core.quality.dlq import DeadLetterQueue, cut_back
 from conduit_core.schema.model import TableSchema
+from conduit_core.stages.build import build_pipeline
+from conduit_core.stages.build import close as close_pipeline
 from conduit_core.state import open_store
 from conduit_core.state.store import StateStore
 

@@ -19,8 +19,8 @@ from conduit_core.connectors.base import BaseDestination, BaseSource, ReadReques
 from conduit_core.engine.results import ResourceResult
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import StateError
-from conduit_core.pipeline.lookups import Lookups
-from conduit_core.pipeline.transforms import StepContext
+from conduit_core.stages.lookups import Lookups
+from conduit_core.stages.transforms import StepContext
 from conduit_core.state.resume import ResumeState, check_owner
 from conduit_core.state.store import StateStore
 

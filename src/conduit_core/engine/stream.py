@@ -16,11 +16,11 @@ from conduit_core.engine.results import ResourceResult, Status
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import DataError, FatalError, InvariantError
 from conduit_core.observe.progress import ProgressSink
-from conduit_core.pipeline.coerce import CoerceStage
-from conduit_core.pipeline.evolve import EvolveStage
-from conduit_core.pipeline.quality import QualityStage
-from conduit_core.pipeline.stage import Pipeline, StageOutput
 from conduit_core.quality.dlq import DeadLetterQueue
+from conduit_core.stages.coerce import CoerceStage
+from conduit_core.stages.evolve import EvolveStage
+from conduit_core.stages.quality import QualityStage
+from conduit_core.stages.stage import Pipeline, StageOutput
 from conduit_core.state.resume import ResumeState
 
 

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 from conduit_core.config.models import QualityCheckConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.scratch import ScratchDB
 from conduit_core.quality.registry import custom, verdict
+from conduit_core.stages.scratch import ScratchDB
 from conduit_core.state.values import cast_value
 
 

@@ -24,11 +24,11 @@ from conduit_core.config.issues import suggest
 from conduit_core.config.models import DeclaredColumn, TransformConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.dedupe import DryDedupe, HoldingDedupe, StreamingDedupe
-from conduit_core.pipeline.join import JoinStep
-from conduit_core.pipeline.lookups import Lookups
-from conduit_core.pipeline.stage import Rows, Stage, StageOutput, require_columns
 from conduit_core.schema.declared import DeclaredSchema
+from conduit_core.stages.dedupe import DryDedupe, HoldingDedupe, StreamingDedupe
+from conduit_core.stages.join import JoinStep
+from conduit_core.stages.lookups import Lookups
+from conduit_core.stages.stage import Rows, Stage, StageOutput, require_columns
 
 GROUP = "conduit.transforms"
 _TABLE = "batch"

@@ -11,13 +11,13 @@ from functools import cache
 from conduit_core.config.models import ResourceConfig
 from conduit_core.connectors.base import BaseDestination, WriteTarget
 from conduit_core.engine.incremental import IncrementalFilter
-from conduit_core.pipeline.coerce import CoerceStage
-from conduit_core.pipeline.evolve import EvolveStage
-from conduit_core.pipeline.incremental import IncrementalStage
-from conduit_core.pipeline.quality import QualityStage
-from conduit_core.pipeline.stage import Pipeline, Stage
-from conduit_core.pipeline.transforms import StepContext, build_steps
 from conduit_core.schema.model import TableSchema
+from conduit_core.stages.coerce import CoerceStage
+from conduit_core.stages.evolve import EvolveStage
+from conduit_core.stages.incremental import IncrementalStage
+from conduit_core.stages.quality import QualityStage
+from conduit_core.stages.stage import Pipeline, Stage
+from conduit_core.stages.transforms import StepContext, build_steps
 
 
 def live_schema(destination: BaseDestination, target: WriteTarget) -> Callable[[], TableSchema | None]:

@@ -23,8 +23,8 @@ from conduit_core.batch import Batch
 from conduit_core.config.models import DedupeConfig, TransformConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.scratch import ScratchDB, unstorable
-from conduit_core.pipeline.stage import Rows, StageOutput, require_columns
+from conduit_core.stages.scratch import ScratchDB, unstorable
+from conduit_core.stages.stage import Rows, StageOutput, require_columns
 
 _PROBE = "_conduit_probe"
 _NEW = "_conduit_new"

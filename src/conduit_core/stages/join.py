@@ -16,8 +16,8 @@ from conduit_core.config.issues import suggest
 from conduit_core.config.models import TransformConfig
 from conduit_core.connectors.sql import quote_ident
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.lookups import Lookup, Lookups
-from conduit_core.pipeline.stage import Rows, StageOutput, require_columns
+from conduit_core.stages.lookups import Lookup, Lookups
+from conduit_core.stages.stage import Rows, StageOutput, require_columns
 
 _PROBE = "_conduit_probe"
 _ROW = "_conduit_row"

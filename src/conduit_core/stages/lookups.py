@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from conduit_core.connectors.base import ReadRequest
 from conduit_core.errors import ConfigError, DataError
-from conduit_core.pipeline.scratch import ScratchDB, unstorable
+from conduit_core.stages.scratch import ScratchDB, unstorable
 
 if TYPE_CHECKING:
     from conduit_core.config.models import IngestConfig

@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 
 from conduit_core.config.models import ResourceConfig
 from conduit_core.errors import DataError
-from conduit_core.pipeline.stage import Reason, Rows, StageOutput
 from conduit_core.quality.checks import Checks
+from conduit_core.stages.stage import Reason, Rows, StageOutput
 
 log = logging.getLogger("conduit")
 

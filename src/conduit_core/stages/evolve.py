@@ -10,9 +10,9 @@ from typing import Any
 from conduit_core.batch import Batch
 from conduit_core.config.models import ResourceConfig
 from conduit_core.connectors.base import BaseDestination, WriteMode, WriteTarget
-from conduit_core.pipeline.stage import Rows, StageOutput
 from conduit_core.schema.evolution import plan
 from conduit_core.schema.model import TableSchema
+from conduit_core.stages.stage import Rows, StageOutput
 
 
 class EvolveStage:

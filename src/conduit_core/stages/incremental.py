@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from conduit_core.engine.incremental import IncrementalFilter
-from conduit_core.pipeline.stage import Rows, StageOutput
+from conduit_core.stages.stage import Rows, StageOutput
 
 
 class IncrementalStage:

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 
 from conduit_core.config.models import DeclaredColumn, ResourceConfig
-from conduit_core.pipeline.stage import Rows, StageOutput
 from conduit_core.schema.declared import DeclaredSchema
 from conduit_core.schema.model import TableSchema
 from conduit_core.schema.types import type_name
+from conduit_core.stages.stage import Rows, StageOutput
 
 
 def implied_declared(resource: ResourceConfig, live: TableSchema | None,

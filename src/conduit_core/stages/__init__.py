@@ -1,0 +1,1 @@
+"""The stages between read and write (see :mod:`conduit_core.stages.stage`)."""
