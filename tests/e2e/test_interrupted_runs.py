@@ -328,7 +328,7 @@ def test_a_row_fixed_after_the_checkpoint_resumes(tmp_path: Path, cli: CliRunner
 def test_a_consume_once_source_is_read_once(tmp_path: Path, write_config: Callable[[str], Path]) -> None:
     """Preflight read a plugin source's first batch and the load read it again: read() ran twice per run."""
     from conduit_core.config import load_config
-    from conduit_core.config.models import IngestConfig, ResourceConfig
+    from conduit_core.config.models import ConnectorEntry
     from conduit_core.connectors.base import BaseSource
     from conduit_core.engine import runner
     from conduit_core.engine import session as session_module
@@ -349,11 +349,11 @@ def test_a_consume_once_source_is_read_once(tmp_path: Path, write_config: Callab
     resources: [{name: messages, source: q, destination: db, batch_size: 3}]
     """), env={})
 
-    def build(_config: IngestConfig, _resource: ResourceConfig) -> BaseSource:
+    def build(_entry: ConnectorEntry) -> BaseSource:
         return Queue({})
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(session_module, "build_source", build)
+    mp.setattr(session_module, "source_of", build)
     try:
         result = runner.run(config)
     finally:

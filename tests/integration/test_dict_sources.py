@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from conduit_core.config import load_config
-from conduit_core.config.models import IngestConfig, ResourceConfig
+from conduit_core.config.models import ConnectorEntry, IngestConfig
 from conduit_core.connectors.base import BaseSource
 from conduit_core.engine import runner
 from conduit_core.engine import session as session_module
@@ -25,10 +25,10 @@ def _project(write_config: Callable[[str], Path], records: list[dict[str, Any]],
         def read(self, query: str | None = None) -> Iterator[dict[str, Any]]:
             yield from records
 
-    def build(_config: IngestConfig, _resource: ResourceConfig) -> BaseSource:
+    def build(_entry: ConnectorEntry) -> BaseSource:
         return Records({})
 
-    monkeypatch.setattr(session_module, "build_source", build)
+    monkeypatch.setattr(session_module, "source_of", build)
     return load_config(write_config("""\
     sources: [{name: api, type: csv, path: unused.csv}]
     destinations: [{name: db, type: duckdb, path: out.duckdb}]

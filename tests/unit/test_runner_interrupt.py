@@ -8,7 +8,7 @@ import pytest
 
 from conduit_core.batch import Batch
 from conduit_core.config import load_config
-from conduit_core.config.models import IngestConfig, ResourceConfig
+from conduit_core.config.models import ConnectorEntry
 from conduit_core.connectors.base import BaseSource, ReadRequest
 from conduit_core.engine import runner
 from conduit_core.engine import session as session_module
@@ -32,10 +32,10 @@ def test_interrupted_run_is_recorded_as_interrupted(write_config: Callable[[str]
     resources: [{name: r, source: s, destination: d}]
     """), env={})
 
-    def build(_config: IngestConfig, _resource: ResourceConfig) -> Any:
+    def build(_entry: ConnectorEntry) -> Any:
         return Interrupting({})
 
-    monkeypatch.setattr(session_module, "build_source", build)
+    monkeypatch.setattr(session_module, "source_of", build)
     with pytest.raises(KeyboardInterrupt):
         runner.run(config, runner.RunOptions(skip_preflight=True))
     runs = SqliteStateStore(config.settings.state_dir).runs()

@@ -94,7 +94,7 @@ def compare_command(file: Path, resource: str, *, against: str, rows: int, json_
     """Print the drift; return the exit code (0 none, 3 compatible only, 4 breaking)."""
     config = load_config(file)
     (selected,) = select_resources(config, [resource])
-    incoming, _ = sample(config, selected, rows)
+    incoming, _ = sample(config, selected, rows, written=True)  # the target holds the rows after the steps
     arriving = TableSchema.from_arrow(incoming)
     baseline, label = _baseline(config, selected, against)
     if baseline is None:

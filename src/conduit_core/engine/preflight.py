@@ -22,6 +22,7 @@ from conduit_core.connectors import registry
 from conduit_core.connectors.base import WriteMode
 from conduit_core.engine import cancel
 from conduit_core.engine.names import NAMES_HINT, ColumnNames, kind_of, name_problems
+from conduit_core.engine.plan import plan_resource
 from conduit_core.engine.session import LoadSession
 from conduit_core.errors import EXIT_PREFLIGHT, ConduitError, StateError, environment_problem
 from conduit_core.observe.redact import redact
@@ -216,7 +217,7 @@ def preflight(config: IngestConfig, sessions: Sequence[LoadSession]) -> Prefligh
 
 def probe(config: IngestConfig, resources: Sequence[ResourceConfig]) -> PreflightReport:
     """Preflight without a run (``conduit validate``): fresh sessions that read from the start."""
-    sessions = [LoadSession(config, resource, "validate") for resource in resources]
+    sessions = [LoadSession(plan_resource(config, resource, "validate")) for resource in resources]
     try:
         return preflight(config, sessions)
     finally:

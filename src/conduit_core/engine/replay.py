@@ -109,7 +109,8 @@ def _replay(config: IngestConfig, resource: ResourceConfig, records: list[dict[s
     tracker = LoadTracker(resource.name, replay_id, CheckpointConfig(every_seconds=None), None, None, resume=False,
                           target=destination.target_id(target), carry=saved)
     dlq = DeadLetterQueue(config.settings.state_dir, resource.name, replay_id)
-    lookups = Lookups(config, config.settings.batch_size)
+    joined = sorted({step.join.with_ for step in resource.transforms if step.join is not None})
+    lookups = Lookups([config.source(name) for name in joined], config.settings.batch_size)
     pipeline = build_pipeline(shaped, destination, target, context=StepContext(lookups))
     try:
         batches = _Records(records, str(source_path)).read_batches(ReadRequest())

@@ -21,6 +21,8 @@ from conduit_core.config.models import IngestConfig, ResourceConfig
 from conduit_core.connectors.base import WriteTarget
 from conduit_core.engine import cancel, history
 from conduit_core.engine.cancel import Cancelled
+from conduit_core.engine.plan import ResourcePlan, plan_resource
+from conduit_core.engine.plan import write_target as _write_target
 from conduit_core.engine.preflight import preflight
 from conduit_core.engine.results import ResourceResult, RunResult, Status
 from conduit_core.engine.retry import retrying
@@ -32,7 +34,6 @@ from conduit_core.engine.session import (
     count_own,
     saved_state,
 )
-from conduit_core.engine.session import write_target as _write_target
 from conduit_core.engine.stream import stream_resource
 from conduit_core.errors import ConduitError, ConfigError, FatalError, StateError, environment_problem
 from conduit_core.errors import ConnectionError as RetriableError
@@ -85,6 +86,10 @@ def write_target(resource: ResourceConfig, options: RunOptions) -> WriteTarget:
     return _write_target(resource, full_refresh=options.full_refresh)
 
 
+def _plan(config: IngestConfig, resource: ResourceConfig, options: RunOptions, run_id: str) -> ResourcePlan:
+    return plan_resource(config, resource, run_id, full_refresh=options.full_refresh, batch_size=options.batch_size)
+
+
 def _check_connections(config: IngestConfig, resource: ResourceConfig) -> None:
     for connector in (build_source(config, resource), build_destination(config, resource)):
         try:
@@ -100,13 +105,13 @@ def _new_result(resource: ResourceConfig) -> ResourceResult:
 
 def _load(session: LoadSession, result: ResourceResult, progress: ProgressSink, store: StateStore) -> None:
     """Stream the resource through its stages; record the schema it wrote."""
-    config, resource, tracker = session.config, session.resource, session.tracker
+    resource, tracker = session.resource, session.tracker
     assert tracker is not None
     # A resumed load goes on appending to the dead-letter file it started, cut back to its checkpoint.
     resumed_dlq = tracker.resumed.dlq_file if tracker.resumed is not None else None
     if tracker.resumed is not None:
         cut_back(resumed_dlq, tracker.resumed.dlq_bytes)
-    dlq = DeadLetterQueue(config.settings.state_dir, resource.name, tracker.run_id,
+    dlq = DeadLetterQueue(session.spec.state_dir, resource.name, tracker.run_id,
                           Path(resumed_dlq) if resumed_dlq else None)
     pipeline = build_pipeline(resource, session.destination, session.target, tracker.filter,
                               context=session.step_context())
@@ -149,10 +154,10 @@ def _attempt(session: LoadSession, result: ResourceResult, progress: ProgressSin
 def _fresh_session(config: IngestConfig, resource: ResourceConfig, options: RunOptions, run_id: str,
                    store: StateStore, result: ResourceResult, *, resume: bool) -> LoadSession:
     """A new session for an attempt: new connectors, and the state the last attempt left."""
-    session = LoadSession(config, resource, run_id, full_refresh=options.full_refresh, batch_size=options.batch_size)
+    session = LoadSession(_plan(config, resource, options, run_id))
     try:
         session.read_state(store)
-        session.plan(result, resume=resume)
+        session.prepare(result, resume=resume)
     except BaseException:
         session.close()
         raise
@@ -188,8 +193,7 @@ def _run_resource(config: IngestConfig, session: LoadSession, options: RunOption
                 result.retries = attempt.retry_state.attempt_number - 1
                 if current is not None and current.tracker is None:  # its state could not be read up front
                     current.close()
-                    current = LoadSession(config, resource, run_id, full_refresh=options.full_refresh,
-                                          batch_size=options.batch_size)
+                    current = LoadSession(current.spec)
                     verdict = _decide(current, result, options, store, unfinished)
                     if verdict == "":
                         return
@@ -251,7 +255,7 @@ def _decide(session: LoadSession, result: ResourceResult, options: RunOptions, s
         session.saved = None
     elif saved is not None and saved.in_progress and not options.resume:
         return checkpoint_refusal(saved)
-    session.plan(result, resume=options.resume)
+    session.prepare(result, resume=options.resume)
     return None
 
 
@@ -266,8 +270,7 @@ def _open_sessions(config: IngestConfig, selected: Sequence[ResourceConfig], opt
     try:
         for resource in selected:
             cancel.check()
-            session = LoadSession(config, resource, run_id, full_refresh=options.full_refresh,
-                                  batch_size=options.batch_size)
+            session = LoadSession(_plan(config, resource, options, run_id))
             sessions[resource.name] = session
             result = results[resource.name] = _new_result(resource)
             try:

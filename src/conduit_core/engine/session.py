@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from conduit_core.batch import Batch
-from conduit_core.config.models import IngestConfig, ResourceConfig
-from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteMode, WriteTarget
+from conduit_core.config.models import ConnectorEntry, IngestConfig, ResourceConfig
+from conduit_core.connectors.base import BaseDestination, BaseSource, ReadRequest, WriteTarget
+from conduit_core.engine.plan import ResourcePlan
 from conduit_core.engine.results import ResourceResult
 from conduit_core.engine.tracker import LoadTracker
 from conduit_core.errors import StateError
@@ -27,24 +28,24 @@ from conduit_core.state.store import StateStore
 log = logging.getLogger("conduit")
 
 
-def build_source(config: IngestConfig, resource: ResourceConfig) -> BaseSource:
+def source_of(entry: ConnectorEntry) -> BaseSource:
     from conduit_core.connectors import registry
 
-    entry = config.source(resource.source)
     return registry.source_class(entry.type)(entry.options)
 
 
-def build_destination(config: IngestConfig, resource: ResourceConfig) -> BaseDestination:
+def destination_of(entry: ConnectorEntry) -> BaseDestination:
     from conduit_core.connectors import registry
 
-    entry = config.destination(resource.destination)
     return registry.destination_class(entry.type)(entry.options)
 
 
-def write_target(resource: ResourceConfig, *, full_refresh: bool = False) -> WriteTarget:
-    mode = WriteMode.FULL_REFRESH if full_refresh else resource.mode
-    return WriteTarget(resource=resource.name, mode=mode, table=resource.target_table, path=resource.path,
-                       primary_key=resource.primary_key)
+def build_source(config: IngestConfig, resource: ResourceConfig) -> BaseSource:
+    return source_of(config.source(resource.source))
+
+
+def build_destination(config: IngestConfig, resource: ResourceConfig) -> BaseDestination:
+    return destination_of(config.destination(resource.destination))
 
 
 def saved_state(destination: BaseDestination, target: WriteTarget, store: StateStore) -> ResumeState | None:
@@ -66,22 +67,22 @@ def checkpoint_refusal(state: ResumeState) -> str:
 class LoadSession:
     """Connectors and plan of one attempt; :meth:`close` releases them."""
 
-    def __init__(self, config: IngestConfig, resource: ResourceConfig, run_id: str, *, full_refresh: bool = False,
-                 batch_size: int | None = None) -> None:
-        self.config, self.resource, self.run_id = config, resource, run_id
-        self.full_refresh = full_refresh
-        self.batch_size = batch_size or resource.batch_size or config.settings.batch_size
-        self.source = build_source(config, resource)
-        self.destination = build_destination(config, resource)
-        self.target = write_target(resource, full_refresh=full_refresh)
+    def __init__(self, spec: ResourcePlan) -> None:
+        self.spec = spec
+        self.resource, self.run_id = spec.resource, spec.run_id
+        self.full_refresh = spec.full_refresh
+        self.batch_size = spec.batch_size
+        self.source = source_of(spec.source)
+        self.destination = destination_of(spec.destination)
+        self.target = spec.target
         self.saved: ResumeState | None = None
         self.tracker: LoadTracker | None = None
-        self.request = ReadRequest(batch_size=self.batch_size, query=resource.query,
-                                   checkpoint_column=resource.checkpoint_column)
+        self.request = ReadRequest(batch_size=self.batch_size, query=spec.resource.query,
+                                   checkpoint_column=spec.resource.checkpoint_column)
         self._stream: Iterator[Batch] | None = None
         self._first: list[Batch] = []
         #: The lookup sources of the resource's join steps, read once for preflight and the load.
-        self.lookups = Lookups(config, self.batch_size)
+        self.lookups = Lookups(spec.lookups, self.batch_size)
         #: Why the saved state could not be read up front (preflight reports it; the attempt tries again).
         self.state_error: str | None = None
 
@@ -96,7 +97,7 @@ class LoadSession:
             store.put_state(self.saved)  # the destination's copy is the truth; a crash may have left the mirror behind
         return self.saved
 
-    def plan(self, result: ResourceResult, *, resume: bool) -> None:
+    def prepare(self, result: ResourceResult, *, resume: bool) -> None:
         """The tracker and the read request: from the start, or after the checkpoint this load continues."""
         # A full refresh ignores every earlier state (checkpoints and marks) except this run's own checkpoints.
         saved = self.saved if not self.full_refresh or (self.saved and self.saved.run_id == self.run_id) else None
@@ -104,7 +105,7 @@ class LoadSession:
         if saved is not None and saved.in_progress and not continues:
             raise StateError(checkpoint_refusal(saved), hint="run with --resume, or `conduit state reset RESOURCE`")
         resource = self.resource
-        self.tracker = tracker = LoadTracker(resource.name, self.run_id, self.config.checkpoint(resource),
+        self.tracker = tracker = LoadTracker(resource.name, self.run_id, self.spec.checkpoint,
                                              resource.incremental, saved, resume=continues, target=self.target_id)
         if tracker.resumed is not None:
             _count_resumed(tracker.resumed, self.run_id, result)
@@ -117,7 +118,7 @@ class LoadSession:
         """What the transform steps need: the lookups, and where a step keeps what a resume needs (cut back
         to the checkpoint this load continues)."""
         resumed = self.tracker.resumed if self.tracker is not None else None
-        return StepContext(self.lookups, self.config.settings.state_dir / "work" / self.resource.name,
+        return StepContext(self.lookups, self.spec.state_dir / "work" / self.resource.name,
                            resumed.rows_read if resumed is not None else None, self.batch_size)
 
     # -- the source, read once -------------------------------------------------------

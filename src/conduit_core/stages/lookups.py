@@ -14,7 +14,9 @@ from conduit_core.errors import ConfigError, DataError
 from conduit_core.stages.scratch import ScratchDB, unstorable
 
 if TYPE_CHECKING:
-    from conduit_core.config.models import IngestConfig
+    from collections.abc import Sequence
+
+    from conduit_core.config.models import ConnectorEntry
 
 _INCOMING = "_conduit_incoming"
 
@@ -33,8 +35,8 @@ class Lookup:
 class Lookups:
     """The lookups of one load, loaded at the first use and shared by its join steps (and its preflight)."""
 
-    def __init__(self, config: IngestConfig, batch_size: int) -> None:
-        self.config, self.batch_size = config, batch_size
+    def __init__(self, sources: Sequence[ConnectorEntry], batch_size: int) -> None:
+        self.sources, self.batch_size = {entry.name: entry for entry in sources}, batch_size
         self.db = ScratchDB("conduit-lookup-")
         self._loaded: dict[str, Lookup] = {}
         self._lock = threading.Lock()
@@ -50,7 +52,7 @@ class Lookups:
 
         from conduit_core.connectors import registry
 
-        entry = self.config.source(name)
+        entry = self.sources[name]
         source = registry.source_class(entry.type)(entry.options)
         con = self.db.cursor()
         schema: pa.Schema | None = None
