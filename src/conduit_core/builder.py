@@ -102,7 +102,7 @@ class PipelineBuilder:
         """The pipeline as an ingest.yml, for moving it to a file."""
         import yaml
 
-        return str(yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False))
+        return str(yaml.safe_dump(_plain(self.to_dict()), sort_keys=False, default_flow_style=False))
 
     def config(self) -> IngestConfig:
         """The validated configuration (raises :class:`~conduit_core.errors.ConfigError` with every problem)."""
@@ -126,3 +126,12 @@ class PipelineBuilder:
         options = RunOptions(resume=resume, full_refresh=full_refresh, batch_size=batch_size, dry_run=dry_run,
                              skip_preflight=skip_preflight)
         return run(self.config(), options)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with paths as text (YAML has no path type)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value

@@ -107,6 +107,19 @@ def test_parquet_union_by_name_and_one_type_per_column(tmp_path: Path, cli: CliR
         assert con.sql("SELECT id, v, tag FROM people ORDER BY id").fetchall() == [
             (1, 1.5, None), (2, None, None), (3, None, "x")]
 
+    # A column one file declares NOT NULL and another holds NULLs in: nullable in the union.
+    pq.write_table(pa.table({"id": pa.array([1, 2], pa.int64()), "v": pa.array([1.5, None])},
+                            schema=pa.schema([pa.field("id", pa.int64(), nullable=False), ("v", pa.float64())])),
+                   folder / "1.parquet")
+    (tmp_path / "out.duckdb").unlink()
+    pq.write_table(pa.table({"id": pa.array([None, 5], pa.int64()), "tag": ["z", None]}), folder / "2b.parquet")
+    result = cli("run", "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT id, v, tag FROM people ORDER BY id NULLS LAST, tag").fetchall() == [
+            (1, 1.5, None), (2, None, None), (3, None, "x"), (5, None, None), (None, None, "z")]
+    (folder / "2b.parquet").unlink()
+
     pq.write_table(pa.table({"id": pa.array(["4"]), "tag": ["y"]}), folder / "3.parquet")
     result = cli("run", "--no-progress")
     assert result.returncode != 0

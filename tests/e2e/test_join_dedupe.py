@@ -215,18 +215,22 @@ def test_dedupe_keeps_one_row_per_key_across_batches(tmp_path: Path, cli: CliRun
     assert not any((tmp_path / ".conduit" / "work").rglob("*.duckdb")), "a completed load keeps no dedupe state"
 
 
+@pytest.mark.parametrize("steps", ["[{dedupe: {keys: [id], keep: last}}]",
+                                   # a second held step gets released rows: they keep their own file and row
+                                   "[{dedupe: {keys: [id], keep: last}}, {dedupe: {keys: [id], keep: latest, "
+                                   "order_by: updated}}]"])
 def test_rows_a_dedupe_held_keep_their_file_and_row_in_the_dead_letter_queue(
-        tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path]) -> None:
+        tmp_path: Path, cli: CliRunner, write_config: Callable[[str], Path], steps: str) -> None:
     by_key = _dupes(tmp_path / "in.csv", 3_000)
-    write_config("""\
-    sources: [{name: s, type: csv, path: in.csv, column_types: {a: string, b: string, updated: string}}]
-    destinations: [{name: d, type: duckdb, path: out.duckdb}]
+    write_config(f"""\
+    sources: [{{name: s, type: csv, path: in.csv, column_types: {{a: string, b: string, updated: string}}}}]
+    destinations: [{{name: d, type: duckdb, path: out.duckdb}}]
     resources:
       - name: events
         source: s
         destination: d
-        transforms: [{dedupe: {keys: [id], keep: last}}]
-        quality_checks: [{check: not_null, column: a, action: dlq}]
+        transforms: {steps}
+        quality_checks: [{{check: not_null, column: a, action: dlq}}]
     """)
     report = _run(cli)
     winners = {key: found[-1] for key, found in by_key.items()}
@@ -286,3 +290,31 @@ def test_dedupe_and_join_survive_sigkill_and_resume(tmp_path: Path, cli: CliRunn
     assert state["status"] == "complete"
     assert state["rows_read"] == rows
     assert state["rows_committed"] + state["rows_filtered"] == rows
+
+
+def test_a_held_dedupe_after_a_step_that_empties_the_first_batches(tmp_path: Path, cli: CliRunner,
+                                                                   write_config: Callable[[str], Path]) -> None:
+    """The rows a filter leaves out of the first batches never reach the dedupe: its table starts with the
+    first rows that do."""
+    by_key = _dupes(tmp_path / "in.csv", 5_000)
+    write_config("""\
+    sources: [{name: s, type: csv, path: in.csv, column_types: {a: string, b: string, updated: string}}]
+    destinations: [{name: d, type: duckdb, path: out.duckdb}]
+    resources:
+      - name: events
+        source: s
+        destination: d
+        transforms:
+          - filter: "CAST(substr(a, 2) AS INTEGER) > 1000"   # no row of the first batch (1,000 rows)
+          - dedupe: {keys: [id], keep: last}
+    """)
+    report = _run(cli)
+    rows = [(key, r) for key, found in by_key.items() for r in found if r[2] is not None and int(r[2][1:]) > 1000]
+    winners: dict[int, tuple[int, str, str | None, str | None]] = {}
+    for key, r in sorted(rows, key=lambda kr: kr[1][0]):
+        winners[key] = r
+    assert report["rows_written"] == len(winners)
+    assert report["rows_read"] == 5_000
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        actual = con.sql("SELECT id, updated, a, b FROM events ORDER BY id").fetchall()
+    assert actual == sorted((key, *r[1:]) for key, r in winners.items())

@@ -257,7 +257,8 @@ class CsvSource(BaseSource):
                 exact = self._exact(block_data, numbers, path, dialect, row)
                 if self._schema is None:
                     self._schema = exact.schema
-                exact = align(exact, self._schema)
+                if self.options.combine == "union_by_name":
+                    exact = align(exact, self._schema)
                 for data in slices(exact, request.batch_size):
                     yield Batch(data, position=marks.position(row + data.num_rows, data), source_file=str(path),
                                 first_row=row + 1)
@@ -339,6 +340,12 @@ class CsvSource(BaseSource):
 
     def _check_columns(self, schema: pa.Schema, path: Path) -> None:
         if self.options.combine == "union_by_name":
+            known = self._schema.names if self._schema is not None else schema.names
+            if extra := [name for name in schema.names if name not in known]:
+                # Only after a resume: the union was taken before the checkpoint, and this file has changed.
+                msg = f"columns {extra} are not among the columns the load started with ({known})"
+                raise DataError(msg, file=str(path), hint="the files changed since the checkpoint; `conduit state "
+                                                          "reset RESOURCE` and load again")
             return
         if self._names is None:
             self._names = schema.names

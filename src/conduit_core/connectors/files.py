@@ -38,6 +38,8 @@ def schema_difference(expected: pa.Schema, found: pa.Schema) -> str | None:
     for want, got in zip(expected, found, strict=True):
         if not want.type.equals(got.type):
             return f"column {want.name!r} is {got.type}, not {want.type}"
+        if want.nullable != got.nullable:
+            return f"column {want.name!r} is {'' if got.nullable else 'not '}nullable here, unlike the first file"
     return None
 
 
@@ -56,9 +58,10 @@ def union_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
                        "needs one type per column")
                 raise DataError(msg, file=str(path), hint="declare the column's type on the source, or read the "
                                                           "files as separate resources")
-    everywhere = {name for name in fields if all(name in schema.names for _, schema in schemas)}
-    return pa.schema([field if name in everywhere else field.with_nullable(True)
-                      for name, (field, _) in fields.items()])
+    # NULL where a file lacks the column, or where any file allows it.
+    strict = {name for name in fields if all(name in schema.names and not schema.field(name).nullable
+                                              for _, schema in schemas)}
+    return pa.schema([field.with_nullable(name not in strict) for name, (field, _) in fields.items()])
 
 
 def align(data: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -133,11 +133,11 @@ class JsonSource(BaseSource):
         return list(structure) if isinstance(structure, dict) else []
 
     def _validate(self, con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
-        """Before a record is loaded: every file has the keys of the first one (in the order first seen)."""
+        """Before a record is loaded: every file has the keys of the first one (in any order)."""
         expected = self._keys(con, files[0])
         for path in files[1:]:
             found = self._keys(con, path)
-            if found != expected:
+            if set(found) != set(expected):  # keys are matched by name: their order does not matter
                 msg = (f"combine: validate_schema: the keys differ from the first file ({files[0].name}): "
                        f"{column_difference(expected, found)}")
                 raise DataError(msg, file=str(path), hint="fix the file, or leave combine at concat (keys are "

@@ -22,7 +22,7 @@ import pyarrow as pa
 from conduit_core.batch import Batch
 from conduit_core.config.models import DedupeConfig, TransformConfig
 from conduit_core.connectors.sql import quote_ident
-from conduit_core.errors import ConfigError, DataError
+from conduit_core.errors import ConfigError, DataError, StateError
 from conduit_core.stages.scratch import ScratchDB, unstorable
 from conduit_core.stages.stage import Rows, StageOutput, require_columns
 
@@ -42,9 +42,10 @@ class _Dedupe:
         self.examples: list[dict[str, Any]] = []
 
     def _note(self, rows: Rows, dropped: np.ndarray) -> None:
+        files, lines = rows.locations()
         for index in dropped[:max(0, EXAMPLES - len(self.examples))]:
             key = {k: rows.data.column(k)[int(index)].as_py() for k in self.dedupe.keys}
-            self.examples.append({"key": key, "file": rows.source.source_file, "row": rows.row(int(index))})
+            self.examples.append({"key": key, "file": files[int(index)].as_py(), "row": lines[int(index)].as_py()})
 
 
 class StreamingDedupe(_Dedupe):
@@ -55,6 +56,12 @@ class StreamingDedupe(_Dedupe):
         if path is not None and resumed_at is None:
             path.unlink(missing_ok=True)  # a fresh load: what an earlier load left is not this load's
             path.with_name(path.name + ".wal").unlink(missing_ok=True)
+        elif path is not None and resumed_at and not path.exists():
+            # Without the keys seen before the checkpoint, their duplicates after it would be loaded.
+            msg = (f"transform {self.name}: the keys it saw before the checkpoint ({path}) are gone, so it "
+                   "cannot tell duplicates of the rows already loaded")
+            raise StateError(msg, hint="reload from scratch: `conduit state reset RESOURCE` (or `conduit run "
+                                       "--full-refresh`); a step added before the dedupe also needs that")
         self.db = ScratchDB("conduit-dedupe-", path)
         self.path = path
         #: Rows read so far, counted as the checkpoints count them (a resumed load starts at its checkpoint's).
@@ -78,6 +85,7 @@ class StreamingDedupe(_Dedupe):
 
     def apply(self, rows: Rows) -> StageOutput:
         self.read += rows.source.num_rows
+        self.db()  # the file exists from the first batch on: a checkpoint after it can rely on it
         if not rows.num_rows:
             return StageOutput(rows)
         keys = list(self.dedupe.keys)
@@ -148,6 +156,8 @@ class HoldingDedupe(_Dedupe):
         self.held = 0
 
     def apply(self, rows: Rows) -> StageOutput:
+        if not rows.num_rows:
+            return StageOutput(rows)
         data, raw = rows.data, rows.source.data.take(pa.array(rows.origin))
         if self.schema is None:
             require_columns([*self.dedupe.keys, *([self.dedupe.order_by] if self.dedupe.order_by else [])], data,
@@ -161,22 +171,21 @@ class HoldingDedupe(_Dedupe):
             msg = f"transform {self.name}: the columns changed mid-stream ({data.schema.names})"
             raise DataError(msg, file=rows.source.source_file, hint="declare the source's column types")
         count = rows.num_rows
+        files, lines = rows.locations()
         incoming = pa.RecordBatch.from_arrays(
-            [pa.array(np.arange(self.seq, self.seq + count, dtype=np.int64)),
-             pa.array([rows.source.source_file] * count, pa.string()),
-             pa.array(rows.source.first_row + rows.origin, pa.int64()),
+            [pa.array(np.arange(self.seq, self.seq + count, dtype=np.int64)), files, lines,
              *data.columns, *raw.columns],
             names=["_seq", "_file", "_line", *(f"c{i}" for i in range(data.num_columns)),
                    *(f"r{i}" for i in range(raw.num_columns))])
-        self.seq += count
-        self.held += count
         con = self.db()
         con.register(_PROBE, incoming)
         try:
-            con.execute(f"INSERT INTO held SELECT * FROM {_PROBE}" if self.seq > count else
+            con.execute(f"INSERT INTO held SELECT * FROM {_PROBE}" if self.seq else
                         f"CREATE TABLE held AS SELECT * FROM {_PROBE}")
         finally:
             con.unregister(_PROBE)
+        self.seq += count
+        self.held += count
         return StageOutput(rows.keep(np.zeros(count, dtype=bool)))
 
     def _order(self) -> str:

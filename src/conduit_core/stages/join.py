@@ -21,14 +21,15 @@ from conduit_core.stages.stage import Rows, StageOutput, require_columns
 
 _PROBE = "_conduit_probe"
 _ROW = "_conduit_row"
+_MATCHED = "_conduit_matched"
 
 
 def _family(kind: pa.DataType) -> str:
-    """Types whose values compare as equal when they are equal: a key's two sides must be of one family."""
+    """Types whose values compare as equal when they are equal: a key's two sides must be of one family.
+    Floats only match floats of the same width (a float32 0.1 is not the float64 0.1)."""
     checks = (("integer", pa.types.is_integer), ("string", lambda t: pa.types.is_string(t) or
                                                  pa.types.is_large_string(t) or pa.types.is_string_view(t)),
-              ("decimal", pa.types.is_decimal), ("floating", pa.types.is_floating), ("date", pa.types.is_date),
-              ("boolean", pa.types.is_boolean))
+              ("decimal", pa.types.is_decimal), ("date", pa.types.is_date), ("boolean", pa.types.is_boolean))
     for name, test in checks:
         if test(kind):
             return name
@@ -84,7 +85,7 @@ class JoinStep:
         first_key = quote_ident(next(iter(join.keys.values())))
         on = " AND ".join(f"p.k{i} = l.{quote_ident(there)}" for i, there in enumerate(join.keys.values()))
         select = "".join(f", l.{quote_ident(c)}" for c in added)
-        query = (f"SELECT l.{first_key} IS NOT NULL AS _matched{select} FROM {_PROBE} AS p "
+        query = (f"SELECT l.{first_key} IS NOT NULL AS {_MATCHED}{select} FROM {_PROBE} AS p "
                  f"LEFT JOIN {table} AS l ON {on} ORDER BY p.{_ROW}")
         return lookup, query, added
 
@@ -122,11 +123,11 @@ class JoinStep:
         if found.num_rows != data.num_rows:  # the lookup was checked to be unique on the keys
             msg = f"transform {self.name}: the join gave {found.num_rows} rows for {data.num_rows}"
             raise DataError(msg)
-        for column, out in added.items():
+        for position, (column, out) in enumerate(added.items(), start=1):  # column 0: whether the row matched
             field = lookup.schema.field(column)
-            values = found.column(column).combine_chunks().cast(field.type)
+            values = found.column(position).combine_chunks().cast(field.type)
             data = data.append_column(pa.field(out, field.type), values)
-        matched = np.asarray(found.column("_matched").to_numpy(zero_copy_only=False), dtype=bool)
+        matched = np.asarray(found.column(0).to_numpy(zero_copy_only=False), dtype=bool)
         unmatched = int((~matched).sum())
         policy = self.join.policy
         if not unmatched or policy == "keep":

@@ -56,9 +56,21 @@ class ScratchDB:
 
 
 def unstorable(schema: pa.Schema) -> str | None:
-    """The first column DuckDB would not give back as it was (it must not change a value it holds)."""
+    """The first column DuckDB would not give back as it was (it must not change a value it holds): wider
+    decimals, dictionaries, durations and intervals (DuckDB keeps microseconds), also inside lists and
+    structs."""
     for field in schema:
-        kind = field.type
-        if pa.types.is_decimal256(kind) or pa.types.is_dictionary(kind) or pa.types.is_duration(kind):
-            return f"column {field.name!r} of type {kind}"
+        if (kind := _unstorable_type(field.type)) is not None:
+            return f"column {field.name!r} of type {field.type}" + (f" (it holds {kind})" if kind != field.type
+                                                                     else "")
+    return None
+
+
+def _unstorable_type(kind: pa.DataType) -> pa.DataType | None:
+    if (pa.types.is_decimal256(kind) or pa.types.is_dictionary(kind) or pa.types.is_duration(kind)
+            or pa.types.is_interval(kind)):
+        return kind
+    for index in range(kind.num_fields):
+        if (inner := _unstorable_type(kind.field(index).type)) is not None:
+            return inner
     return None

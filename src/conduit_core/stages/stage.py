@@ -39,7 +39,17 @@ class Rows:
 
     def row(self, index: int) -> int:
         """The source row number (1-based, in its file) of row ``index`` of ``data``."""
-        return self.source.first_row + int(self.origin[index])
+        return int(self.locations()[1][index].as_py())
+
+    def locations(self) -> tuple[pa.Array, pa.Array]:
+        """Each row's file and row number (1-based). Rows a step held back and released carry their own, in
+        the ``locations`` of their batch; other rows are a run of one file."""
+        origin = pa.array(self.origin, pa.int64())
+        held = self.source.extras.get("locations")
+        if held is not None:
+            return held[0].take(origin), held[1].take(origin)
+        return (pa.repeat(pa.scalar(self.source.source_file, pa.string()), self.num_rows),
+                pa.array(self.source.first_row + self.origin, pa.int64()))
 
     def keep(self, mask: np.ndarray, data: pa.RecordBatch | None = None) -> Rows:
         """The rows where ``mask`` is true (``data``: those rows already computed by the stage)."""
