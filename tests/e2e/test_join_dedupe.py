@@ -213,6 +213,10 @@ def test_dedupe_keeps_one_row_per_key_across_batches(tmp_path: Path, cli: CliRun
     actual = read("SELECT id, updated, a, b FROM events ORDER BY id")
     assert actual == expected
     assert not any((tmp_path / ".conduit" / "work").rglob("*.duckdb")), "a completed load keeps no dedupe state"
+    shown = cli("manifest", "--json", "--last", "1")  # the history has the steps too, not only manifest.json
+    listed = json.loads(shown.stdout)[0]["resources"][0]["steps"]
+    assert [s["step"] for s in listed] == ["coerce", "dedupe #1", "evolve"]
+    assert listed[1]["rows_filtered"] == rows - 500
 
 
 @pytest.mark.parametrize("steps", ["[{dedupe: {keys: [id], keep: last}}]",

@@ -133,9 +133,10 @@ class StateStore(ABC):
 
     def runs(self, *, status: str | None = None, resource: str | None = None,
              last: int | None = 20) -> list[dict[str, Any]]:
-        """Runs newest first, each with its resources, filtered as asked."""
+        """Runs newest first, each with its resources, filtered as asked. A resource carries what its manifest
+        recorded beyond the columns (its ``steps``, ``quality``, schema drift...)."""
         columns = ", ".join(RUN_COLUMNS)
-        query = f"SELECT {columns} FROM runs"
+        query = f"SELECT {columns}, manifest FROM runs"
         clauses: list[str] = []
         params: list[Any] = []
         if status:
@@ -155,7 +156,10 @@ class StateStore(ABC):
                 rows = self._query(f"SELECT {', '.join(RESOURCE_COLUMNS)} FROM resource_runs WHERE run_id = ? "
                                    "ORDER BY started_at, resource", [run["run_id"]])
                 run["dry_run"] = bool(run["dry_run"])
-                run["resources"] = [{**r, "files_read": json.loads(r["files_read"] or "[]")} for r in rows
+                manifest = json.loads(run.pop("manifest") or "{}")
+                recorded = {r["resource"]: r for r in manifest.get("resources", [])}
+                run["resources"] = [{**recorded.get(r["resource"], {}), **r,
+                                     "files_read": json.loads(r["files_read"] or "[]")} for r in rows
                                     if resource is None or r["resource"] == resource]
         return runs
 
