@@ -24,6 +24,7 @@ __all__ = [
     "WriteTarget",
     "__version__",
     "load_config",
+    "pandas_step",
     "pipeline",
     "run",
 ]
@@ -43,6 +44,7 @@ _LAZY = {
     "RunOptions": "conduit_core.engine.runner",
     "pipeline": "conduit_core.builder",
     "PipelineBuilder": "conduit_core.builder",
+    "pandas_step": "conduit_core.stages.transforms",
 }
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     )
     from conduit_core.engine.runner import RunOptions, run
     from conduit_core.errors import ConduitError, ConfigError
+    from conduit_core.stages.transforms import pandas_step
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from conduit_core import pandas_step
 from tests.conftest import CliRunner
 
 ROWS = 30_000
@@ -23,6 +24,13 @@ def shout(batch: pa.RecordBatch, column: str = "name") -> pa.RecordBatch:
 
     index = batch.schema.get_field_index(column)
     return batch.set_column(index, column, pc.utf8_upper(batch.column(column)))
+
+
+@pandas_step
+def add_label(frame: Any, prefix: str = "#") -> Any:
+    """A step written with pandas (conduit_core.pandas_step), used by the test below."""
+    frame["label"] = prefix + frame["id"].astype("string[pyarrow]")
+    return frame
 
 
 def _csv(path: Path) -> None:
@@ -144,3 +152,27 @@ def test_sql_that_needs_the_whole_stream_is_a_config_error(tmp_path: Path, cli: 
     assert "ORDER BY would apply to each batch" in result.stderr
     assert "takes exactly one of" in result.stderr
     assert "resources[0].transforms[0]" in result.stderr
+
+
+def test_a_pandas_step_changes_no_value_it_was_not_asked_to(tmp_path: Path, cli: CliRunner,
+                                                           write_config: Callable[[str], Path]) -> None:
+    """NumPy-backed pandas would turn an integer column with NULLs into float64 and round 2**62 + 1; the
+    adapter hands the step Arrow-backed columns, so the big integers, NULLs and decimals arrive unchanged."""
+    big = 2**62 + 1
+    (tmp_path / "in.csv").write_text(f"id,big,price\n1,{big},0.10\n2,,12345678901234567.25\n3,{big + 2},\n",
+                                     encoding="utf-8")
+    write_config("""\
+    sources: [{name: s, type: csv, path: in.csv}]
+    destinations: [{name: d, type: duckdb, path: out.duckdb}]
+    resources:
+      - name: items
+        source: s
+        destination: d
+        transforms: [{uses: "tests.e2e.test_transforms:add_label", with: {prefix: "item-"}}]
+    """)
+    result = cli("run", "--no-progress", env={"PYTHONPATH": str(Path.cwd())})
+    assert result.returncode == 0, result.stdout + result.stderr
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        rows = con.sql("SELECT id, big, CAST(price AS VARCHAR), label FROM items ORDER BY id").fetchall()
+    assert rows == [(1, big, "0.10", "item-1"), (2, None, "12345678901234567.25", "item-2"),
+                    (3, big + 2, None, "item-3")]

@@ -9,6 +9,7 @@ counts the rows it leaves out, and a ``sql`` or Python step must map rows one to
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Callable, Sequence
@@ -205,6 +206,25 @@ class PythonStep(_Step):
                    "Python step must map rows one to one")
             raise DataError(msg, hint="use a filter step to leave rows out")
         return StageOutput(rows.replace(data))
+
+
+def pandas_step(function: Callable[..., Any]) -> Callable[..., pa.RecordBatch]:
+    """Decorator for a Python step written with pandas: ``function(frame, **with)`` takes and returns a
+    ``pandas.DataFrame``. The frame's columns are Arrow-backed (``pd.ArrowDtype``), so no value changes on the
+    way in or out: an integer column with NULLs stays integers (NumPy-backed pandas would make it float64 and
+    round values beyond 2**53), decimals stay decimals. Needs pandas (``pip install 'conduit-core[pandas]'``)."""
+
+    @functools.wraps(function)
+    def step(batch: pa.RecordBatch, **options: Any) -> pa.RecordBatch:
+        try:
+            pd = importlib.import_module("pandas")  # optional: only steps written with it need it
+        except ImportError:
+            msg = f"the step {function.__name__} is written with pandas, which is not installed"
+            raise ConfigError(msg, hint="pip install 'conduit-core[pandas]'") from None
+        frame = function(batch.to_pandas(types_mapper=pd.ArrowDtype), **options)
+        return pa.RecordBatch.from_pandas(frame, preserve_index=False)
+
+    return step
 
 
 def _as_batch(result: Any, step: str) -> pa.RecordBatch:
