@@ -31,6 +31,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DEFAULT_FILE = Path("ingest.yml")
 
 
+def _reads_data() -> None:
+    """For commands that read or write data: pyarrow starts without pandas (see :mod:`.lazy_pandas`)."""
+    from conduit_core.cli.lazy_pandas import defer_pandas
+
+    defer_pandas()
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"conduit {__version__}")
@@ -61,6 +68,7 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Run resources from ingest.yml."""
+    _reads_data()
     from conduit_core.cli.run_cmd import run_command
     from conduit_core.engine.runner import RunOptions
 
@@ -89,6 +97,8 @@ def validate(
         report = None
         if not offline:
             from conduit_core.engine.preflight import PreflightError, probe
+
+            _reads_data()
 
             report = probe(config, config.resources)
             summary["preflight"] = report.to_dict()
@@ -216,6 +226,7 @@ def schema_infer(
     debug: DebugOpt = False,
 ) -> None:
     """Infer a resource's schema from a sample of its source."""
+    _reads_data()
     from conduit_core.cli.schema_cmd import infer_command
     from conduit_core.errors import ConfigError
 
@@ -264,6 +275,7 @@ def schema_compare(
 ) -> None:
     """Compare the source's schema with a stored version or the live target. Exit 0 no drift,
     3 compatible drift only, 4 breaking drift."""
+    _reads_data()
     from conduit_core.cli.schema_cmd import compare_command
 
     with handled(debug):
@@ -313,6 +325,7 @@ def dlq_replay(
 ) -> None:
     """Send rejected rows (or corrected ones) through the same checks and coercion into the destination.
     Exit 1 if some are rejected again."""
+    _reads_data()
     from conduit_core.cli.dlq_cmd import replay_command
     from conduit_core.engine.cancel import in_worker, stopping_on_signals
     from conduit_core.errors import EXIT_OK, EXIT_RUN_FAILED
