@@ -214,6 +214,10 @@ class BaseDestination(_Connector):
     def abort(self) -> None:
         """Discard uncommitted work; must be safe to call after a failure."""
 
+    def release(self) -> None:
+        """Give back connections kept between calls while other resources load (the destination opens them
+        again on its next call). Not called during a load."""
+
     # -- checkpoints (destinations whose capabilities say ``checkpoints=True``) ------------
     def checkpoint(self, state: ResumeState, *, final: bool = False) -> None:
         """Make everything written so far durable together with ``state``, atomically.

@@ -210,19 +210,12 @@ class PostgresDestination(BaseDestination):
                                 max_identifier_bytes=63, max_columns=1600)
 
     def test_connection(self) -> bool:
-        con = connect(self.options, autocommit=True)
-        try:
-            with con.cursor() as cur:
-                # A schema that does not exist yet is created by the load: that needs CREATE on the database.
-                cur.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), CASE WHEN EXISTS "
-                            "(SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE') "
-                            "ELSE has_database_privilege(current_database(), 'CREATE') END",
-                            (self.options.db_schema,))
-                exists, allowed = cur.fetchall()[0]
-        except Exception as exc:  # noqa: BLE001 - every driver error is translated
-            raise translate(exc, "connection check", self.options) from None
-        finally:
-            con.close()
+        with self._unit():
+            # A schema that does not exist yet is created by the load: that needs CREATE on the database.
+            exists, allowed = self._run(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), CASE WHEN EXISTS "
+                "(SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE') "
+                "ELSE has_database_privilege(current_database(), 'CREATE') END", (self.options.db_schema,))[0]
         if not allowed:
             schema = self.options.db_schema
             msg = (f"the PostgreSQL user may not create tables in schema {schema!r}" if exists else
@@ -231,6 +224,28 @@ class PostgresDestination(BaseDestination):
                     f"CREATE SCHEMA {schema} (or GRANT CREATE ON DATABASE), or choose another `schema:`")
             raise FatalError(msg, hint=hint)
         return True
+
+    def _open(self) -> None:
+        """The destination's one connection, opened on first use and kept until :meth:`close`: connecting
+        costs ~25 ms, and a load asks in turn for the state, the target's schema and the load itself."""
+        if getattr(self, "_con", None) is None:
+            self._con = connect(self.options)
+            self._cur = self._con.cursor()
+
+    @contextlib.contextmanager
+    def _unit(self, *, commit: bool = False) -> Iterator[None]:
+        """One transaction on the kept connection. A failure closes the connection (it may be broken);
+        the next use opens another."""
+        self._open()
+        try:
+            yield
+            if commit:
+                self._con.commit()
+            else:
+                self._con.rollback()
+        except BaseException:
+            self.close()
+            raise
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -250,8 +265,7 @@ class PostgresDestination(BaseDestination):
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)
         self._table = target.table or target.resource
-        self._con = connect(self.options)
-        self._cur = self._con.cursor()
+        self._open()
         self._pipe: BatchPipe | None = None
         self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.options.db_schema)}")
         existing = self._columns(self._table)
@@ -391,12 +405,8 @@ class PostgresDestination(BaseDestination):
                                  for name, native, notnull in rows))
 
     def table_schema(self, target: WriteTarget) -> TableSchema | None:
-        self._con = connect(self.options, autocommit=True)
-        self._cur = self._con.cursor()
-        try:
+        with self._unit():
             return self._describe(target.table or target.resource)
-        finally:
-            self.close()
 
     def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
         table = self._qualified(target.table or target.resource)
@@ -412,14 +422,9 @@ class PostgresDestination(BaseDestination):
                                   f"USING {column}::{sql_type}")
             else:
                 statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
-        self._con = connect(self.options)
-        self._cur = self._con.cursor()
-        try:
-            for sql in statements:  # one transaction: all of the changes or none
+        with self._unit(commit=True):  # one transaction: all of the changes or none
+            for sql in statements:
                 self._run(sql)
-            self._con.commit()
-        finally:
-            self.close()
         return statements
 
     # -- checkpoint state -------------------------------------------------------------
@@ -439,14 +444,10 @@ class PostgresDestination(BaseDestination):
                   (state_key(self.target.resource, self.target_id(self.target)), state.to_json(), state.updated_at))
 
     def _state_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        self._con = connect(self.options, autocommit=True)
-        self._cur = self._con.cursor()
-        try:
+        with self._unit(commit=True):
             if self._columns(CHECKPOINT_TABLE) is None:
                 return []
             return self._run(sql, params)
-        finally:
-            self.close()
 
     def _keys(self, target: WriteTarget) -> tuple[str, str]:
         """The target's own key, and the bare resource name an earlier conduit filed states under."""
@@ -479,3 +480,5 @@ class PostgresDestination(BaseDestination):
                 self._cur.close()
                 con.close()
             self._con = None
+
+    release = close

@@ -141,12 +141,21 @@ class SqlDestination(BaseDestination):
     def _temp_table_ddl(self) -> str:
         return "CREATE TEMP TABLE"
 
+    def _open(self) -> None:
+        """The destination's one connection, opened on first use and kept until :meth:`close`: a load asks in
+        turn for the state, the target's schema and the load itself, and each connect costs ~10 ms."""
+        if getattr(self, "_con", None) is None:
+            self._connect()
+
+    def release(self) -> None:
+        self.close()
+
     # -- template -----------------------------------------------------------------
     def begin(self, target: WriteTarget, schema: pa.Schema) -> None:
         super().begin(target, schema)
         table = target.table or target.resource
         self._table = table
-        self._connect()
+        self._open()
         self._execute("BEGIN")
         self._write_table = table
         if target.mode is WriteMode.FULL_REFRESH:
@@ -256,15 +265,12 @@ class SqlDestination(BaseDestination):
     def read_state(self, target: WriteTarget) -> ResumeState | None:
         if not self._database_exists():
             return None
-        self._connect()
-        try:
-            rows = self._state_rows(target)
-            return ResumeState.from_json(rows[0][1]) if rows else None
-        finally:
-            self.close()
+        self._open()
+        rows = self._state_rows(target)
+        return ResumeState.from_json(rows[0][1]) if rows else None
 
     def discard_state(self, target: WriteTarget, state: ResumeState) -> None:
-        self._connect()
+        self._open()
         try:
             self._execute("BEGIN")
             stage = state.stage or self._stage_prefix + target.resource
@@ -272,8 +278,9 @@ class SqlDestination(BaseDestination):
             for key, _ in self._state_rows(target):
                 self._execute(f"DELETE FROM {self._qualified(CHECKPOINT_TABLE)} WHERE resource = ?", (key,))
             self._execute("COMMIT")
-        finally:
-            self.close()
+        except BaseException:
+            self.abort()
+            raise
 
     def _database_exists(self) -> bool:
         """False when there is no database yet (reading state must not create one)."""
@@ -298,15 +305,12 @@ class SqlDestination(BaseDestination):
     def table_schema(self, target: WriteTarget) -> TableSchema | None:
         if not self._database_exists():
             return None
-        self._connect()
-        try:
-            return self._live_schema(target.table or target.resource)
-        finally:
-            self.close()
+        self._open()
+        return self._live_schema(target.table or target.resource)
 
     def evolve(self, target: WriteTarget, changes: Sequence[Change]) -> list[str]:
         table = target.table or target.resource
-        self._connect()
+        self._open()
         statements: list[str] = []
         try:
             self._execute("BEGIN")
@@ -318,6 +322,4 @@ class SqlDestination(BaseDestination):
         except BaseException:
             self.abort()
             raise
-        finally:
-            self.close()
         return statements

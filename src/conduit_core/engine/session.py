@@ -139,11 +139,14 @@ class LoadSession:
         yield from self._stream
 
     def release(self) -> None:
-        """Close the stream preflight opened, for a source that can be read again: the load reopens it rather
-        than keep a connection and a batch waiting while other resources load."""
+        """Give back what waits while other resources load: the stream preflight opened, for a source that can
+        be read again (the load reopens it), and the destination's connection (the load opens another; an
+        embedded database file is then free for the resources before it)."""
         if self._stream is not None and self.source.rereadable:
             _close_stream(self._stream)
             self._stream, self._first = None, []
+        with contextlib.suppress(Exception):  # a connection that cannot be closed cleanly is gone anyway
+            self.destination.release()
 
     def close(self) -> None:
         if self._stream is not None:
