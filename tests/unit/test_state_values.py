@@ -13,7 +13,7 @@ from conduit_core.config.models import IncrementalConfig
 from conduit_core.connectors.files import skip_rows
 from conduit_core.engine.incremental import IncrementalFilter
 from conduit_core.errors import ConfigError
-from conduit_core.state.values import decode_value, encode_value, parse_duration, subtract
+from conduit_core.state.values import cast_value, decode_value, encode_value, parse_duration, subtract
 
 
 @pytest.mark.parametrize(("value", "data_type"), [
@@ -76,3 +76,15 @@ def test_skip_rows_slices_across_batches() -> None:
     rest = list(skip_rows(iter(batches), 6))
     assert [b.data.column("i").to_pylist() for b in rest] == [[6, 7], [8, 9, 10, 11]]
     assert rest[0].first_row == 7
+
+
+def test_a_number_is_cast_to_a_decimal_by_its_value_not_by_its_type() -> None:
+    """Arrow refuses int64 -> decimal(12,2) for every value (it needs precision 21); a range check's bound
+    ``min_value: -1000000000`` on a decimal(12,2) column must still work, exactly."""
+    target = pa.decimal128(12, 2)
+    assert cast_value(pa.scalar(-1_000_000_000), target, "bound").as_py() == Decimal("-1000000000.00")
+    assert cast_value(pa.scalar(2.5), target, "bound").as_py() == Decimal("2.50")
+    with pytest.raises(ConfigError, match="cannot be compared"):
+        cast_value(pa.scalar(10**12), target, "bound")  # 13 digits do not fit decimal(12,2)
+    with pytest.raises(ConfigError, match="cannot be compared"):
+        cast_value(pa.scalar(0.005), target, "bound")  # the bound itself would be rounded

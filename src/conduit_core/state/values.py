@@ -40,9 +40,12 @@ def cast_value(value: pa.Scalar, data_type: pa.DataType, what: str,
     """``value`` as ``data_type`` (via its text, so '2024-01-01' becomes a date); a clear error if it cannot be."""
     if value.type.equals(data_type):
         return value
+    # Text, and numbers bound for a decimal, go through their text: Arrow casts an int64 to a decimal only when
+    # the decimal could hold every int64 (precision 19 plus the scale), whatever the value.
+    via_text = pa.types.is_string(value.type) or (
+        pa.types.is_decimal(data_type) and (pa.types.is_integer(value.type) or pa.types.is_floating(value.type)))
     try:
-        return value.cast(data_type) if not pa.types.is_string(value.type) else \
-            pa.scalar(value.as_py(), pa.string()).cast(data_type)
+        return pa.scalar(str(value.as_py()), pa.string()).cast(data_type) if via_text else value.cast(data_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         msg = f"{what} {value.as_py()!r} ({value.type}) cannot be compared with a column of type {data_type}: {exc}"
         raise ConfigError(msg, hint=hint) from None
