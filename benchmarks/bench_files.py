@@ -49,9 +49,9 @@ FIXED_ROWS = 1_000  # a run this small measures only the fixed cost (start-up, i
 
 # Targets: throughput ratios are conduit / reference (higher is better); the
 # RSS ratio is peak RSS at the largest size / at the smallest (lower is better).
-PARQUET_TARGET = 0.8
-DUCKDB_TARGET = 0.7
-RSS_GROWTH_TARGET = 1.3
+PARQUET_TARGET = 1.0
+DUCKDB_TARGET = 0.9
+RSS_GROWTH_TARGET = 1.1
 
 DUCKDB_COPY = """
 import sys, duckdb

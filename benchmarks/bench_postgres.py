@@ -9,6 +9,7 @@ is that process's alone:
     conduit_to_pg       conduit run  csv -> postgresql  (mode: full_refresh, conduit creates the table)
     conduit_refresh     the same run again, replacing the N rows conduit_to_pg left in the table
     psql_copy_out       psql -c "\\copy (SELECT * FROM src) TO 'f.csv' csv"
+    duckdb_pg_scan      DuckDB  COPY (SELECT * FROM pg.src) TO 'f.parquet'  (postgres extension, ATTACH)
     conduit_pg_to_pq    conduit run  postgresql -> parquet  (mode: full_refresh)
 
 psql's table is created with exactly the column types conduit creates for the
@@ -75,10 +76,43 @@ from bench_files import (  # the benchmarks directory is on sys.path (above)
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
-# Targets: conduit rows/s / psql rows/s (higher is better), per size. conduit_refresh
-# (replacing an existing table's rows) is compared with psql_copy_in too, without a target.
-LOAD_TARGET = 1.5
-EXPORT_TARGET = 0.8
+# Targets: conduit rows/s / reference rows/s (higher is better). Loads against psql's \copy, per size
+# (the largest size has its own target); conduit_refresh (replacing an existing table's rows) is compared with
+# psql_copy_in too, without a target. The export against DuckDB's postgres scan.
+LOAD_TARGETS = {1_000_000: 1.2, 5_000_000: 1.5}
+EXPORT_TARGET = 1.0
+
+# DuckDB's postgres extension comes from duckdb.org, which this machine cannot reach; PyPI has it packaged for
+# DuckDB 1.4.4 only, so the reference runs in a virtualenv of its own (created on first use).
+DUCKDB_REF_PACKAGES = ["duckdb==1.4.4", "duckdb-ext-postgres==1.4.4.20260205"]
+DUCKDB_PG_SCAN = """
+import glob, sys, duckdb
+dsn, table, out = sys.argv[1], sys.argv[2], sys.argv[3]
+ext = glob.glob(sys.prefix + "/lib/python*/site-packages/duckdb_ext/extensions/*/*/postgres_scanner.duckdb_extension")
+con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+con.execute("SET enable_progress_bar = false")
+con.execute(f"LOAD '{ext[0]}'")
+con.execute(f"ATTACH '{dsn}' AS pg (TYPE postgres, READ_ONLY)")
+con.execute(f"COPY (SELECT * FROM pg.{table}) TO '{out}' (FORMAT parquet)")
+"""
+
+
+def duckdb_reference(workdir: Path) -> Path:
+    """The Python of a virtualenv with DuckDB and its postgres extension (created under ``workdir``)."""
+    venv = workdir / "duckdb-ref-venv"
+    python = venv / "bin" / "python"
+    marker = venv / "packages.txt"
+    if not python.exists() or marker.read_text() != "\n".join(DUCKDB_REF_PACKAGES):
+        print(f"creating the DuckDB postgres-scan reference in {venv}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *DUCKDB_REF_PACKAGES], check=True)
+        marker.write_text("\n".join(DUCKDB_REF_PACKAGES))
+    return python
+
+
+def load_target(rows: int) -> float:
+    return LOAD_TARGETS.get(rows, LOAD_TARGETS[max(LOAD_TARGETS)] if rows > max(LOAD_TARGETS) else
+                            LOAD_TARGETS[min(LOAD_TARGETS)])
 
 # The columns and types conduit creates for the standard CSV; psql's table gets the same.
 STD_COLUMNS = [
@@ -148,6 +182,7 @@ class Bench:
     def __init__(self, dsn: str, schema: str, workdir: Path) -> None:
         self.dsn, self.schema, self.workdir = dsn, schema, workdir
         self.con = psycopg.connect(dsn, autocommit=True)
+        self.duckdb_python = duckdb_reference(workdir)
 
     def sql(self, query: str, *idents: str, params: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
         """Run ``query`` with ``{}`` placeholders filled by quoted, schema-qualified identifiers."""
@@ -191,6 +226,7 @@ class Bench:
         run_dir.mkdir(parents=True, exist_ok=True)
         source, psql_table, conduit_table = f"src_{rows}", f"psql_in_{rows}", f"conduit_in_{rows}"
         parquet, exported = run_dir / "conduit.parquet", run_dir / "psql.csv"
+        scanned = run_dir / "duckdb.parquet"
         config = run_dir / "ingest.yml"
         config.write_text(INGEST_YML.format(state=run_dir / ".conduit", csv=csv, dsn=self.dsn, schema=self.schema,
                                             source_table=source, parquet=parquet, load_table=conduit_table))
@@ -221,6 +257,9 @@ class Bench:
                    prepare=self.checkpoint),
             PgCase("psql_copy_out", self.psql(f"\\copy (SELECT * FROM {self.qualified(source)}) TO '{exported}' csv"),
                    exported, "csv", prepare=fresh_file(exported)),
+            PgCase("duckdb_pg_scan", [str(self.duckdb_python), "-c", DUCKDB_PG_SCAN, self.dsn,
+                                      self.qualified(source), str(scanned)], scanned, "parquet",
+                   prepare=fresh_file(scanned)),
             PgCase("conduit_pg_to_pq", [*conduit, "to_parquet"], parquet, "parquet", prepare=fresh_file(parquet)),
         ]
         for case in cases:
@@ -311,16 +350,18 @@ def ratios(results: list[PgResult]) -> list[dict[str, object]]:
     sizes = sorted({r.rows for r in results})
     checks: list[dict[str, object]] = []
     for rows in sizes:
-        for conduit, ref, target in (("conduit_to_pg", "psql_copy_in", LOAD_TARGET),
+        for conduit, ref, target in (("conduit_to_pg", "psql_copy_in", load_target(rows)),
                                      ("conduit_refresh", "psql_copy_in", None),
-                                     ("conduit_pg_to_pq", "psql_copy_out", EXPORT_TARGET)):
+                                     ("conduit_pg_to_pq", "psql_copy_out", None),
+                                     ("conduit_pg_to_pq", "duckdb_pg_scan", EXPORT_TARGET)):
             value = by[(conduit, rows)].rows_per_s / by[(ref, rows)].rows_per_s
             checks.append({"check": f"{conduit} / {ref} rows/s", "rows": rows, "value": value,
                            "target": f">= {target}" if target else "(no target)",
                            "pass": value >= target if target else None})
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
-        for case in ("conduit_to_pg", "conduit_refresh", "conduit_pg_to_pq", "psql_copy_in", "psql_copy_out"):
+        for case in ("conduit_to_pg", "conduit_refresh", "conduit_pg_to_pq", "psql_copy_in", "psql_copy_out",
+                     "duckdb_pg_scan"):
             value = by[(case, large)].peak_rss_mb / by[(case, small)].peak_rss_mb
             is_conduit = case.startswith("conduit")
             checks.append({"check": f"{case} peak RSS {large:,} / {small:,} rows", "rows": large, "value": value,
