@@ -84,31 +84,37 @@ def _heads(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 _SPACE = (ord(" "), ord("\t"))
 
 
-def _trimmed(text: pa.Array) -> pa.Array:
-    """``text`` without the spaces around values: pyarrow reads `` 12`` as 12, so they are not part of a
-    number (checked on the first and last bytes; trimmed only where some value has them)."""
+Heads = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _trimmed(text: pa.Array) -> tuple[pa.Array, Heads]:
+    """``text`` without the spaces around values (pyarrow reads `` 12`` as 12, so they are not part of a
+    number; checked on the first and last bytes, trimmed only where some value has them), and its
+    :func:`_heads`, which every later check reads (computed once per column and batch)."""
     if not pa.types.is_string(text.type):
         text = text.cast(pa.string())
+    heads = _heads(text)
     if len(text) == 0 or text.null_count == len(text):
-        return text
-    first, _, _, lengths = _heads(text)
+        return text, heads
+    first, _, _, lengths = heads
     _, offsets_buffer, data_buffer = text.buffers()
     ends = np.frombuffer(offsets_buffer, dtype=np.int32)[text.offset + 1:text.offset + len(text) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None and data_buffer.size else None
     last = np.where(lengths > 0, data[np.maximum(ends - 1, 0)], 0) if data is not None else first
     if np.isin(first, _SPACE).any() or np.isin(last, _SPACE).any():
-        return pc.utf8_trim_whitespace(text)
-    return text
+        text = pc.utf8_trim_whitespace(text)
+        return text, _heads(text)
+    return text, heads
 
 
 def _digit(byte: np.ndarray) -> np.ndarray:
     return (byte >= _ZERO) & (byte <= _ZERO + 9)
 
 
-def _leading_zeros(text: pa.Array) -> np.ndarray:
+def _leading_zeros(heads: Heads) -> np.ndarray:
     """Values whose digits start with a zero that a number would drop (``007``, ``-01.5``; not ``0`` or
-    ``0.5``)."""
-    first, second, third, _ = _heads(text)
+    ``0.5``), from their :func:`_heads`."""
+    first, second, third, _ = heads
     signed = (first == _PLUS) | (first == _MINUS)
     zeros: np.ndarray = ((first == _ZERO) & _digit(second)) | (signed & (second == _ZERO) & _digit(third))
     return zeros
@@ -124,10 +130,10 @@ def _significant_digits(text: pa.Array) -> pa.Array:
     return pc.utf8_length(pc.utf8_ltrim(digits, characters="0"))
 
 
-def _inexact_doubles(text: pa.Array, values: pa.Array) -> np.ndarray:
+def _inexact_doubles(text: pa.Array, values: pa.Array, heads: Heads) -> np.ndarray:
     """Values whose float64 is not the number written: more than 15 significant digits, or an exponent
     beyond the double's range (read as infinity or zero)."""
-    _, _, _, lengths = _heads(text)
+    _, _, _, lengths = heads
     bad = np.zeros(len(text), dtype=bool)
     long = lengths > _DOUBLE_DIGITS
     if long.any():
@@ -165,14 +171,14 @@ class NumberText:
 
     @classmethod
     def of(cls, text: pa.Array) -> NumberText:
-        text = _trimmed(text)
+        text, heads = _trimmed(text)
         valid = len(text) - text.null_count
         if not valid:
             return cls()
-        if _leading_zeros(text).any():
+        if _leading_zeros(heads).any():
             return cls(valid, leading_zero=True)
         try:
-            double = not _inexact_doubles(text, pc.cast(text, pa.float64())).any()
+            double = not _inexact_doubles(text, pc.cast(text, pa.float64()), heads).any()
         except pa.ArrowInvalid:
             double = False
         # Positional notation: no exponent, inf or nan (substring searches: a failing cast or a regular
@@ -229,8 +235,8 @@ def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
     would not come out as written."""
     if pa.types.is_string(target):
         return text
-    text = _trimmed(text)
-    zeros = _leading_zeros(text)
+    text, heads = _trimmed(text)
+    zeros = _leading_zeros(heads)
     if zeros.any():
         index = int(np.flatnonzero(zeros)[0])
         raise Inexact(index, text[index].as_py(), target, "has a leading zero that a number would drop")
@@ -249,7 +255,7 @@ def convert(text: pa.Array, target: pa.DataType) -> pa.Array:
             why = "is not a number"
         raise Inexact(index, value, target, why) from None
     if pa.types.is_float64(target):
-        inexact = _inexact_doubles(text, values)
+        inexact = _inexact_doubles(text, values, heads)
         if inexact.any():
             index = int(np.flatnonzero(inexact)[0])
             raise Inexact(index, text[index].as_py(), target,
