@@ -1,4 +1,4 @@
-"""MySQL / MariaDB source (unbuffered cursor) and destination (LOAD DATA LOCAL INFILE).
+"""MySQL / MariaDB source (mysqlclient, unbuffered) and destination (pymysql, LOAD DATA LOCAL INFILE).
 
 Each batch is rendered to a CSV file by DuckDB (every value quoted, NULL as
 the bare word NULL, which LOAD DATA reads as NULL) and loaded with
@@ -25,7 +25,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 from conduit_core.batch import Batch
 from conduit_core.connectors.arrow_pipe import SerialWorker
 from conduit_core.connectors.base import BaseDestination, BaseSource, Capabilities, ReadRequest, WriteMode, WriteTarget
-from conduit_core.connectors.dbapi import rows_to_batch
 from conduit_core.connectors.server import ServerOptions
 from conduit_core.connectors.sql import CHECKPOINT_TABLE, TableOrQueryOptions, keyset_position, source_query
 from conduit_core.errors import ConduitError, ConnectionError, DataError, FatalError, MissingDriverError, StateError
@@ -93,32 +92,8 @@ class MySQLSourceOptions(MySQLOptions, TableOrQueryOptions):
 
 
 
-def _declared(description: tuple[Any, ...]) -> list[pa.DataType | None]:
-    from pymysql.constants import FIELD_TYPE as T
-
-    ints = {T.TINY, T.SHORT, T.LONG, T.INT24, T.LONGLONG, T.YEAR}
-    out: list[pa.DataType | None] = []
-    for _, code, _, _, precision, scale, _ in description:
-        if code in (T.DECIMAL, T.NEWDECIMAL):
-            digits = int(precision or 0) - (1 if scale else 0) - 1  # display size counts sign and point
-            out.append(pa.decimal128(min(max(digits, int(scale or 0), 1), 38), int(scale or 0)))
-        elif code in ints:
-            out.append(pa.int64())
-        elif code in (T.FLOAT, T.DOUBLE):
-            out.append(pa.float64())
-        elif code in (T.DATE, T.NEWDATE):
-            out.append(pa.date32())
-        elif code in (T.DATETIME, T.TIMESTAMP):
-            out.append(pa.timestamp("us"))
-        elif code == T.JSON:
-            out.append(pa.string())
-        else:
-            out.append(None)
-    return out
-
-
 class MySQLSource(BaseSource):
-    """Streams a table or query through an unbuffered (server-side) cursor."""
+    """Streams a table or query through an unbuffered result of ``mysqlclient`` (see :mod:`.mysql_read`)."""
 
     Options = MySQLSourceOptions
     options: MySQLSourceOptions
@@ -128,41 +103,45 @@ class MySQLSource(BaseSource):
         table = quote_ident(self.options.table) if self.options.table else None
         return source_query(self.options, request, table, "MySQL", placeholder=lambda _: "%s", quote=quote_ident)
 
+    def _connect(self) -> Any:
+        from conduit_core.connectors import mysql_read
+
+        mysqldb = mysql_read.driver()
+        try:
+            return mysql_read.connect(self.options.parts(), charset=self.options.charset,
+                                      connect_timeout=self.options.connect_timeout)
+        except mysqldb.Error as exc:
+            raise translate(exc, "connection", self.options) from None
+
     def test_connection(self) -> bool:
-        connect(self.options).close()
+        self._connect().close()
         return True
 
     def read_batches(self, request: ReadRequest) -> Iterator[Batch]:
-        import pymysql
+        from conduit_core.connectors import mysql_read
 
-        con = connect(self.options, cursorclass=pymysql.cursors.SSCursor)
+        sql, params = self._sql(request)  # a configuration error before any connection
+        con = self._connect()
+        batches: Generator[pa.RecordBatch, None, None] | None = None
         try:
-            with con.cursor() as cur:
-                # An unbuffered result waits on the server while other resources load or preflight runs:
-                # the default net_write_timeout (60 s) would drop the connection under it.
-                cur.execute("SET SESSION net_write_timeout = 3600")
-            with con.cursor() as cur:
-                try:
-                    sql, params = self._sql(request)
-                    cur.execute(sql, params or None)
-                except pymysql.Error as exc:
-                    raise translate(exc, "query", self.options) from None
-                names = [d[0] for d in cur.description]
-                declared = _declared(cur.description)
-                schema: pa.Schema | None = None
-                row = 0
-                while True:
-                    try:
-                        rows = cur.fetchmany(request.batch_size)
-                    except pymysql.Error as exc:
-                        raise translate(exc, "read", self.options) from None
-                    if not rows:
-                        break
-                    data = rows_to_batch(rows, names, declared, schema, row + 1)
-                    schema = data.schema
-                    row += data.num_rows
-                    yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
+            try:
+                with con.cursor() as cur:
+                    # An unbuffered result waits on the server while other resources load or preflight runs:
+                    # the default net_write_timeout (60 s) would drop the connection under it.
+                    cur.execute("SET SESSION net_write_timeout = 3600")
+            except mysql_read.driver().Error as exc:
+                raise translate(exc, "query", self.options) from None
+            # Held in a variable, so that an early stop closes it here (closing the connection first),
+            # not when the loop drops it, which would read the rest of the result.
+            batches = mysql_read.read_arrow(con, sql, params, request.batch_size,
+                                            lambda exc, what: translate(exc, what, self.options))
+            row = 0
+            for data in batches:
+                row += data.num_rows
+                yield Batch(data, position=keyset_position(data, request), first_row=row - data.num_rows + 1)
         finally:
+            if batches is not None:
+                batches.close()
             with contextlib.suppress(Exception):
                 con.close()
 
