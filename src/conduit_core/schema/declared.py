@@ -45,11 +45,40 @@ def _exact_decimal(array: pa.Array, target: pa.DataType) -> pa.Array:
     (84416.539999..., which Arrow's cast would cut at the scale, or refuse); a value that has more digits
     than the decimal holds is rejected instead of rounded."""
     if pa.types.is_floating(array.type):
+        fast = _scaled_floats(array, target)
+        if fast is not None:
+            return fast
         # The shortest text reads back as the same float, and Arrow casts text to a decimal exactly or not at
         # all (12.345 does not fit decimal(12,2); NaN is no decimal). Decimal -> float casts are not correctly
         # rounded in Arrow (8441654 / 100 gives 84416.54000000001), so no comparison through floats.
         return pc.cast(pc.cast(array, pa.string()), target)
     return pc.cast(array, target)
+
+
+# Below 2**52 the doubles are closer together than any two decimals of the scale that pass the check below.
+_EXACT_UNSCALED = 2**52
+
+
+def _scaled_floats(array: pa.Array, target: pa.DataType) -> pa.Array | None:
+    """The decimals of a float64 column without going through text (twice as fast), or None to take the text
+    path. n = round(x * 10**scale) is taken when n / 10**scale, a correctly rounded division of two exact
+    doubles, is x again: then n * 10**-scale is the only number of that scale that reads as x, which is the
+    number x's shortest text shows."""
+    if not pa.types.is_float64(array.type) or not 0 <= target.scale <= 15:
+        return None
+    factor = float(10**target.scale)
+    unscaled = pc.round(pc.multiply(array, factor))
+    if not pc.all(pc.equal(pc.divide(unscaled, factor), array)).as_py():  # NaN never equals itself
+        return None
+    largest = pc.max(pc.abs(unscaled)).as_py()
+    if largest is not None and not largest < min(_EXACT_UNSCALED, 10**target.precision):  # infinity too
+        return None
+    low = np.asarray(pc.fill_null(pc.cast(unscaled, pa.int64()), 0))
+    # decimal128 stores the unscaled value as a little-endian 128-bit two's-complement integer.
+    words = np.empty((len(low), 2), dtype=np.int64)
+    words[:, 0], words[:, 1] = low, low >> 63
+    validity = pc.is_valid(array).buffers()[1] if array.null_count else None  # a bitmap from offset 0
+    return pa.Array.from_buffers(target, len(array), [validity, pa.py_buffer(words)], array.null_count)
 
 
 def _check_calendar(text: pa.Array, parsed: pa.Array, fmt: str) -> None:
