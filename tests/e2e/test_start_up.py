@@ -29,12 +29,15 @@ try:
     main()
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "pandas": "pandas" in sys.modules, "pg_connects": len(connects)}))
+import pyarrow
+print(json.dumps({"code": code, "pandas": "pandas" in sys.modules, "pg_connects": len(connects),
+                  "pool": pyarrow.default_memory_pool().backend_name}))
 """
 
 
-def _probe(tmp_path: Path, *args: str) -> dict[str, Any]:
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(Path.cwd())}
+def _probe(tmp_path: Path, *args: str, **env_vars: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env.update({"NO_COLOR": "1", "PYTHONPATH": str(Path.cwd()), **env_vars})
     result = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -102,3 +105,16 @@ def test_one_connection_per_postgresql_destination(tmp_path: Path, pg: Any, post
         assert _probe(tmp_path, "run", "--no-progress")["pg_connects"] == 1
         expected = 2 * run if mode == "append" else 2
         assert pg.execute("SELECT count(*) FROM items").fetchone() == (expected,)
+
+
+def test_arrow_allocates_with_jemalloc_unless_told_otherwise(tmp_path: Path,
+                                                            write_config: Callable[[str], Path]) -> None:
+    """mimalloc, pyarrow's default, kept 60-80 MB more of a 5M-row stream (benchmarks/bench_files.py)."""
+    (tmp_path / "in.csv").write_text("id\n1\n", encoding="utf-8")
+    write_config("""\
+    sources: [{name: s, type: csv, path: in.csv}]
+    destinations: [{name: d, type: parquet, path: out.parquet}]
+    resources: [{name: items, source: s, destination: d}]
+    """)
+    assert _probe(tmp_path, "run", "--no-progress")["pool"] == "jemalloc"
+    assert _probe(tmp_path, "run", "--no-progress", ARROW_DEFAULT_MEMORY_POOL="system")["pool"] == "system"

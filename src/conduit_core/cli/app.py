@@ -32,10 +32,13 @@ DEFAULT_FILE = Path("ingest.yml")
 
 
 def _reads_data() -> None:
-    """For commands that read or write data: pyarrow starts without pandas (see :mod:`.lazy_pandas`)."""
+    """For commands that read or write data: pyarrow starts without pandas (see :mod:`.lazy_pandas`) and
+    allocates with jemalloc (see :mod:`.memory_pool`)."""
     from conduit_core.cli.lazy_pandas import defer_pandas
+    from conduit_core.cli.memory_pool import prefer_jemalloc
 
     defer_pandas()
+    prefer_jemalloc()
 
 
 def _version(value: bool) -> None:
