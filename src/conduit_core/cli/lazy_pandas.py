@@ -71,8 +71,8 @@ def _pyarrow_looks_again() -> None:
 
 def defer_pandas() -> None:
     """Let pyarrow start without pandas; a later ``import pandas`` anywhere restores pyarrow's support."""
-    if "pandas" in sys.modules:
-        return
+    if "pandas" in sys.modules or any(isinstance(finder, _Rearm) for finder in sys.meta_path):
+        return  # pyarrow has pandas already, or the deferral is in place
     import numpy as np
     import pyarrow as pa
 
