@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 # Runs the CLI in this interpreter and reports what it imported and how often it connected.
@@ -118,3 +119,16 @@ def test_arrow_allocates_with_jemalloc_unless_told_otherwise(tmp_path: Path,
     """)
     assert _probe(tmp_path, "run", "--no-progress")["pool"] == "jemalloc"
     assert _probe(tmp_path, "run", "--no-progress", ARROW_DEFAULT_MEMORY_POOL="system")["pool"] == "system"
+
+
+def test_a_postgresql_source_reads_on_the_connection_preflight_opened(tmp_path: Path, pg: Any, postgres_dsn: str,
+                                                                      write_config: Callable[[str], Path]) -> None:
+    pg.execute("CREATE TABLE src AS SELECT g AS id, 'v' || g AS name FROM generate_series(1, 2500) g")
+    write_config(textwrap.dedent(f"""\
+    sources: [{{name: s, type: postgresql, dsn: "{postgres_dsn}", schema: {pg.schema}, table: src}}]
+    destinations: [{{name: d, type: parquet, path: out.parquet}}]
+    resources: [{{name: items, source: s, destination: d}}]
+    """))
+    assert _probe(tmp_path, "run", "--no-progress", "--batch-size", "1000")["pg_connects"] == 1
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert sorted(table.column("id").to_pylist()) == list(range(1, 2501))
