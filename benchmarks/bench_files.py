@@ -250,6 +250,18 @@ def startup(workdir: Path, env: dict[str, str], repeat: int) -> dict[str, float]
     return best
 
 
+def paired_config(run_dir: Path, csv: Path, name: str, extra: str) -> str:
+    """An ingest.yml with two CSV -> Parquet loads of ``csv``: ``plain``, and ``name`` with ``extra`` (resource
+    keys, indented by four spaces) added; what a feature costs, measured in one invocation."""
+    return (f"settings: {{state_dir: {run_dir / '.conduit'}, checkpoint: {{every_seconds: null}}}}\n"
+            f"sources: [{{name: csv, type: csv, path: {csv}}}]\n"
+            f"destinations: [{{name: lake, type: parquet, path: {run_dir}}}]\n"
+            "resources:\n"
+            "  - {name: plain, source: csv, destination: lake, mode: full_refresh}\n"
+            f"  - name: {name}\n    source: csv\n    destination: lake\n    mode: full_refresh\n"
+            + extra)
+
+
 def code_version() -> dict[str, str]:
     """Which conduit was measured: the commit plus a hash of the working tree's src/ (it may be uncommitted)."""
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_files import child_env, code_version, ensure_csv, run_measured
+from bench_files import child_env, code_version, ensure_csv, paired_config, run_measured
 
 TARGET = 1.15
 CHECKED = """\
@@ -43,16 +43,6 @@ CHECKED = """\
 """
 
 
-def config(run_dir: Path, csv: Path) -> str:
-    return (f"settings: {{state_dir: {run_dir / '.conduit'}, checkpoint: {{every_seconds: null}}}}\n"
-            f"sources: [{{name: csv, type: csv, path: {csv}}}]\n"
-            f"destinations: [{{name: lake, type: parquet, path: {run_dir}}}]\n"
-            "resources:\n"
-            "  - {name: plain, source: csv, destination: lake, mode: full_refresh}\n"
-            "  - name: checked\n    source: csv\n    destination: lake\n    mode: full_refresh\n"
-            + CHECKED)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -64,7 +54,7 @@ def main() -> int:
     csv = ensure_csv(args.workdir, args.rows)
     run_dir = args.workdir / "quality"
     run_dir.mkdir(exist_ok=True)
-    (run_dir / "ingest.yml").write_text(config(run_dir, csv), encoding="utf-8")
+    (run_dir / "ingest.yml").write_text(paired_config(run_dir, csv, "checked", CHECKED), encoding="utf-8")
     env = child_env()
     version = code_version()
     print(f"conduit {version}; {args.rows:,} rows")

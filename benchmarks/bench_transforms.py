@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_files import child_env, code_version, ensure_csv, run_measured
+from bench_files import child_env, code_version, ensure_csv, paired_config, run_measured
 
 TARGET = 1.25
 FILTER = "amount > 0 AND category <> 'zeta'"
@@ -31,16 +31,6 @@ TRANSFORMS = f"""\
       - filter: "{FILTER}"
       - derive: {{amount_eur: "round(amount * 0.92, 2)", name_upper: "upper(name)"}}
 """
-
-
-def config(run_dir: Path, csv: Path) -> str:
-    return (f"settings: {{state_dir: {run_dir / '.conduit'}, checkpoint: {{every_seconds: null}}}}\n"
-            f"sources: [{{name: csv, type: csv, path: {csv}}}]\n"
-            f"destinations: [{{name: lake, type: parquet, path: {run_dir}}}]\n"
-            "resources:\n"
-            "  - {name: plain, source: csv, destination: lake, mode: full_refresh}\n"
-            "  - name: transformed\n    source: csv\n    destination: lake\n    mode: full_refresh\n"
-            + TRANSFORMS)
 
 
 def main() -> int:
@@ -53,7 +43,7 @@ def main() -> int:
     csv = ensure_csv(args.workdir, args.rows)
     run_dir = args.workdir / "transforms"
     run_dir.mkdir(exist_ok=True)
-    (run_dir / "ingest.yml").write_text(config(run_dir, csv), encoding="utf-8")
+    (run_dir / "ingest.yml").write_text(paired_config(run_dir, csv, "transformed", TRANSFORMS), encoding="utf-8")
     expected = duckdb.sql(f"SELECT count(*) FROM read_csv('{csv}') WHERE {FILTER}").fetchall()[0][0]
     env = child_env()
     print(f"conduit {code_version()}; {args.rows:,} rows, {expected:,} pass the filter")
