@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:  # Rich's progress display is imported only when a terminal shows it (~5 ms of every run)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class ProgressSink(Protocol):
@@ -78,6 +70,17 @@ class RichProgress:
     """One bar per resource with rows, rows/s and (when the size is known) ETA."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),

@@ -35,6 +35,7 @@ class SqliteStateStore(StateStore):
         self.db_path = state_dir / "state.db"
         self.location = str(self.db_path)
         self._con: sqlite3.Connection | None = None
+        self._ready = False  # the schema is in place (WAL mode persists in the file): set up once per store
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -46,9 +47,11 @@ class SqliteStateStore(StateStore):
             raise FatalError(msg, hint="check that the state directory is writable") from exc
         try:
             con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA.format(int="INTEGER", real="REAL"))
-            _migrate(con)
+            if not self._ready:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA.format(int="INTEGER", real="REAL"))
+                _migrate(con)
+                self._ready = True
             self._con = con
             with con:
                 yield
